@@ -1,0 +1,58 @@
+"""The `xfer` command: one verb per stage of the study (see `xfer --help`).
+
+Each stage module owns its verbs through a `register(subparsers)` function; this file only lists the modules,
+in the order of the data flow, so `--help` reads like the pipeline.
+"""
+import argparse
+import importlib
+import sys
+
+from .errors import XferError
+
+STAGE_MODULES = [
+    "doctor",      # the Caffe build
+    "lists",       # ImageNet dir -> whole lists
+    "splits",      # whole lists -> the paper's derivative lists
+    "databases",   # lists -> LMDB/LevelDB + means
+    "render",      # registry -> prototxts in results/<net>
+    "surgery",     # base weights -> init weights of a transfer net; verify frozen layers
+    "train",       # one net with real `caffe train`
+    "runner",      # the whole graph, locally or on SLURM; status
+    "summary",     # logs -> the paper's numbers
+    "figures",     # numbers -> the paper's figures
+    "demo",        # the whole study in miniature
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xfer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in STAGE_MODULES:
+        try:
+            module = importlib.import_module(f"xfer.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"xfer.{name}":  # a stage not written yet: leave it out of the menu
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except XferError as exc:
+        print(f"xfer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"xfer {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

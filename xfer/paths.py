@@ -1,0 +1,49 @@
+"""Where things live: the repository's folders, the cache outside it, and atomic writes."""
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "ilsvrc12" / "data"
+RESULTS_DIR = ROOT / "results"
+TEMPLATES_DIR = ROOT / "prototxt_templates"
+PLOTS_DIR = ROOT / "plots"
+VENV_DIR = ROOT / ".venv"
+
+
+def cache_dir() -> Path:
+    """The kit's cache, outside the repository (Caffe builds, parse caches, demo data)."""
+    if os.environ.get("XFER_CACHE"):
+        return Path(os.environ["XFER_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "xfer"
+
+
+@contextlib.contextmanager
+def atomic_path(target, suffix=""):
+    """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds.
+
+    Readers never see a half-written file: either the old one or the complete new one.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(target, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+
+
+def write_bytes_atomic(target, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
