@@ -114,6 +114,15 @@ cmake_flags() {
   printf '%s\n' "${f[@]}"
 }
 
+# Patches for every build, then those that only a CUDA build needs (they touch CUDA code and cmake's CUDA
+# detection only; keeping them apart keeps the CPU build's cache key stable).
+patch_list() {
+  ls "$ROOT"/tools/caffe-patches/*.patch
+  if [ "$CUDA" = 1 ] && ls "$ROOT"/tools/caffe-patches/cuda/*.patch >/dev/null 2>&1; then
+    ls "$ROOT"/tools/caffe-patches/cuda/*.patch
+  fi
+}
+
 # --- build --------------------------------------------------------------------------------------------
 main() {
   [ -x "$PY" ] || { echo "build_caffe: $PY not found; run 'make venv' first (or set PYTHON)" >&2; exit 1; }
@@ -123,7 +132,8 @@ main() {
   local numpy_v py_v key
   numpy_v=$("$PY" -c 'import numpy; print(numpy.__version__)')
   py_v=$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
-  key=$({ source_id "$src"; cat "$ROOT"/tools/caffe-patches/*.patch; printf '%s\n' "${flags[@]}"; echo "py=$py_v numpy=$numpy_v"; } \
+  mapfile -t patches < <(patch_list)
+  key=$({ source_id "$src"; cat "${patches[@]}"; printf '%s\n' "${flags[@]}"; echo "py=$py_v numpy=$numpy_v"; } \
         | sha256sum | cut -c1-12)
   local prefix="$CACHE/caffe-$key"
   if [ -f "$prefix/.complete" ]; then echo "[build_caffe] cached build $prefix" >&2; echo "$prefix"; return; fi
@@ -132,7 +142,7 @@ main() {
   rm -rf "$prefix" "$build"
   begin "copy source" copy-source
   mkdir -p "$build"; cp -a "$src/." "$build/src"; rm -rf "$build/src/build"
-  for p in "$ROOT"/tools/caffe-patches/*.patch; do
+  for p in "${patches[@]}"; do
     begin "apply patch $(basename "$p")" "patch-$(basename "$p" .patch)"
     quiet patch -d "$build/src" -p1 --forward --batch -i "$p"
   done
@@ -142,7 +152,7 @@ main() {
   quiet make -C "$build/obj" -j"$JOBS" all pycaffe
   begin "install" install
   quiet make -C "$build/obj" install
-  write_build_info "$prefix" "$src" "$key" "$py_v" "$numpy_v" "${flags[@]}"
+  PATCH_ROOT="$ROOT/tools/caffe-patches" PATCH_LIST=$(printf '%s\n' "${patches[@]}") write_build_info "$prefix" "$src" "$key" "$py_v" "$numpy_v" "${flags[@]}"
   rm -rf "$build"
   touch "$prefix/.complete"
   echo "[build_caffe] built $prefix" >&2
@@ -153,15 +163,13 @@ write_build_info() {
   local prefix=$1 src=$2 key=$3 py_v=$4 numpy_v=$5; shift 5
   local pydir; pydir=$(dirname "$(dirname "$(find "$prefix" -name '_caffe*.so' | head -n1)")")
   "$PY" - "$prefix/build-info.json" "$(source_id "$src")" "$src" "$key" "$py_v" "$numpy_v" "$pydir" "$CUDA" "$@" <<'EOF'
-import json, sys
+import json, os, sys
 out, source, src, key, py_v, numpy_v, pydir, cuda, *flags = sys.argv[1:]
 info = dict(source=source, source_dir=src, key=key, python=py_v, numpy=numpy_v, pythonpath=pydir,
-            cuda=cuda == "1", cmake_flags=flags, patches=None)
-import glob, os
-info["patches"] = sorted(os.path.basename(p) for p in glob.glob(os.environ["PATCH_GLOB"]))
+            cuda=cuda == "1", cmake_flags=flags)
+info["patches"] = [os.path.relpath(p, os.environ["PATCH_ROOT"]) for p in os.environ["PATCH_LIST"].split("\n")]
 json.dump(info, open(out, "w"), indent=2, sort_keys=True)
 EOF
 }
-export PATCH_GLOB="$ROOT/tools/caffe-patches/*.patch"
 
 main "$@"
