@@ -12,7 +12,7 @@
 # The build lands in $XFER_CACHE/caffe-<key>, key = source version + patch hashes + flags + python/numpy
 # versions. A folder is used only when its `.complete` marker exists; anything else is removed and rebuilt.
 # Prints the install prefix as the last line of stdout.
-set -euo pipefail
+set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${XFER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xfer}
@@ -32,6 +32,7 @@ on_error() {
 }
 trap on_error ERR
 quiet() { "$@" >>"$LOG" 2>&1; }
+die() { echo "build_caffe: $*" >&2; trap - ERR; exit 1; }
 
 # --- source -------------------------------------------------------------------------------------------
 mirror_uri() {
@@ -40,18 +41,21 @@ mirror_uri() {
   uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
   [ -n "$uri" ] || uri=$(awk '$1 == "deb" && $0 ~ /debian/ {for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) {print $i; exit}}' \
     /etc/apt/sources.list 2>/dev/null || true)
-  [ -n "$uri" ] || { echo "build_caffe: no Debian mirror found in /etc/apt/sources.list*; set CAFFE_SRC=/path/to/caffe" >&2; return 1; }
+  [ -n "$uri" ] || die "no Debian mirror found in /etc/apt/sources.list*; set CAFFE_SRC=/path/to/caffe"
   echo "${uri%/}"
 }
 
+# fetch_debian_source and local_source set SRC (no command substitution, so a failure is reported once).
 fetch_debian_source() {
   local dest="$CACHE/src/caffe-$DEBIAN_VERSION"
-  if [ -f "$dest/.complete" ]; then echo "$dest"; return; fi
+  SRC=$dest
+  if [ -f "$dest/.complete" ]; then return; fi
   begin "fetch Debian source package caffe=$DEBIAN_VERSION ($DEBIAN_SUITE)" fetch-source
   local work; work=$(mktemp -d "$CACHE/src/fetch.XXXXXX")
   mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
   # A private apt configuration: the system's sources are read, never edited.
-  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(mirror_uri) $DEBIAN_SUITE main" >"$work/sources.list"
+  local uri; uri=$(mirror_uri)
+  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $DEBIAN_SUITE main" >"$work/sources.list"
   local opts=(-o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
               -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o "APT::Sandbox::User=root")
   quiet apt-get "${opts[@]}" update
@@ -60,21 +64,20 @@ fetch_debian_source() {
   mv "$work/caffe-${DEBIAN_VERSION%-*}" "$dest"
   rm -rf "$work"
   touch "$dest/.complete"
-  echo "$dest"
 }
 
 local_source() {
   # CAFFE_SRC: a directory is used in place; a tarball is unpacked once into the cache.
-  if [ -d "$CAFFE_SRC" ]; then (cd "$CAFFE_SRC" && pwd); return; fi
-  [ -f "$CAFFE_SRC" ] || { echo "build_caffe: CAFFE_SRC=$CAFFE_SRC is neither a directory nor a file" >&2; return 1; }
+  if [ -d "$CAFFE_SRC" ]; then SRC=$(cd "$CAFFE_SRC" && pwd); return; fi
+  [ -f "$CAFFE_SRC" ] || die "CAFFE_SRC=$CAFFE_SRC is neither a directory nor a file (give a caffe checkout or tarball)"
   local sum dest; sum=$(sha256sum "$CAFFE_SRC" | cut -c1-16); dest="$CACHE/src/local-$sum"
+  SRC=$dest
   if [ ! -f "$dest/.complete" ]; then
     begin "unpack $CAFFE_SRC" unpack-source
     rm -rf "$dest"; mkdir -p "$dest"
     quiet tar -xf "$CAFFE_SRC" -C "$dest" --strip-components=1
     touch "$dest/.complete"
   fi
-  echo "$dest"
 }
 
 source_id() {
@@ -125,9 +128,10 @@ patch_list() {
 
 # --- build --------------------------------------------------------------------------------------------
 main() {
-  [ -x "$PY" ] || { echo "build_caffe: $PY not found; run 'make venv' first (or set PYTHON)" >&2; exit 1; }
+  [ -x "$PY" ] || die "$PY not found; run 'make setup' (it creates .venv) or set PYTHON=/path/to/python3"
   mkdir -p "$CACHE/src"
-  local src; if [ -n "${CAFFE_SRC:-}" ]; then src=$(local_source); else src=$(fetch_debian_source); fi
+  if [ -n "${CAFFE_SRC:-}" ]; then local_source; else fetch_debian_source; fi
+  local src=$SRC
   mapfile -t flags < <(cmake_flags)
   local numpy_v py_v key
   numpy_v=$("$PY" -c 'import numpy; print(numpy.__version__)')

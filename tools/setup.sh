@@ -2,7 +2,7 @@
 # `make setup`: everything the kit needs, from nothing, on Debian 12 as root. Idempotent; a warm run only checks.
 #   1. Debian packages (tools/apt-packages.txt)       3. real Caffe from source (tools/build_caffe.sh, cached)
 #   2. the venv .venv with the kit + pinned deps       4. Caffe linked into the venv (binaries, pycaffe, build record)
-set -euo pipefail
+set -Eeuo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 PYTHON=${PYTHON:-python3}
