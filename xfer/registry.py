@@ -90,6 +90,8 @@ class Net:
     schedule: Schedule
     num_classes: int
     arch: str = "caffenet"
+    # Every net subtracts one mean, the whole training set's, as the paper's single imagenet_mean.binaryproto did.
+    mean_data: str = "whole_train"
 
     def layer_name(self, layer) -> str:
         """The layer's name in this net: `<name>-new` for fresh layers, so Caffe's copy-by-name skips them."""
