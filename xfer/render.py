@@ -56,7 +56,7 @@ def template_error(exc, templates_dir=TEMPLATES_DIR) -> XferError:
     path, line = getattr(exc, "filename", None), getattr(exc, "lineno", None)
     if path is None:  # runtime errors (undefined names): the template frame is in the traceback
         for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-            if frame.filename.startswith(str(templates_dir)):
+            if frame.filename.startswith(str(templates_dir)) or frame.filename.endswith(".j2"):
                 path, line = frame.filename, frame.lineno
                 break
     return XferError(f"template error: {getattr(exc, 'message', None) or exc}", path=path, line=line,
@@ -107,14 +107,15 @@ def net_context(net, backend="lmdb", overrides=None, shared_images=False) -> dic
     )
 
 
-def render_texts(net, backend="lmdb", overrides=None, shared_images=False, flavor="") -> dict:
+def render_texts(net, backend="lmdb", overrides=None, shared_images=False, flavor="",
+                 templates_dir=TEMPLATES_DIR) -> dict:
     """{file name: text} of a net's three prototxts; flavor "v0/" gives the 2014-syntax rendering."""
     import jinja2
-    env, context = template_env(), net_context(net, backend, overrides, shared_images)
+    env, context = template_env(Path(templates_dir)), net_context(net, backend, overrides, shared_images)
     try:
         return {name: env.get_template(f"{flavor}{name}.j2").render(context) for name in RENDERED}
     except jinja2.TemplateError as exc:
-        raise template_error(exc) from None
+        raise template_error(exc, templates_dir) from None
 
 
 def link_targets(net, net_dir, data_dir, backend="lmdb", shared_images=False, image_list=IMAGE_LIST,
