@@ -11,8 +11,7 @@ from pathlib import Path
 
 from . import registry, slurm
 from .errors import XferError
-from .paths import RESULTS_DIR
-from .status import SOLVER_FILE, is_finished, lock_holder, net_dir, register as register_status
+from .status import SOLVER_FILE, is_finished, lock_holder, net_dir, register as register_status, results_root
 from .train import default_mode
 
 POLL_SECONDS = 2.0
@@ -167,7 +166,7 @@ def check_rendered(todo, results) -> None:
 
 
 def run_run(args) -> int:
-    results = Path(args.results) if args.results else RESULTS_DIR
+    results = results_root(args.results, args.suite)
     todo, done = plan(args.patterns, args.suite, results)
     if not args.dry_run:
         check_rendered(todo, results)

@@ -20,8 +20,18 @@ SNAPSHOT_RE = re.compile(r"_iter_(\d+)\.(caffemodel|solverstate)$")
 # glog prefixes: `I20261125 19:16:03.289494` (glog 0.6, year included) or `I0418 20:41:08.074206` (2014 logs).
 LOG_TIME_RE = re.compile(r"^[IWEF](\d{8}|\d{4}) (\d\d:\d\d:\d\d\.\d+)")
 ITER_RE = re.compile(r"\] Iteration (\d+)")
-TEST_RE = re.compile(r"(?:Test net output|Test score) #(\d+): (?:(\S+) = )?([-+0-9.eE]+|nan|inf)")
+TEST_RE = re.compile(r"(?:Test net output|Test score) #(\d+): (?:(\S+) = )?(-?nan|[-+]?inf|[-+]?[0-9.]+(?:[eE][-+]?\d+)?)")
 TAIL_BYTES = 256 * 1024
+
+
+def results_root(results=None, suite="paper") -> Path:
+    """The results tree: --results when given, else where `xfer render` puts the suite (results/ for the paper)."""
+    if results:
+        return Path(results)
+    if suite == "paper":
+        return RESULTS_DIR
+    from .render import default_out
+    return default_out(suite)
 
 
 def net_dir(results, name) -> Path:
@@ -69,8 +79,16 @@ def final_snapshot_path(net, results) -> Path:
 
 
 def is_finished(net, results) -> bool:
-    """A net is finished when its final snapshot (iteration max_iter) exists: the file the transfers start from."""
-    return final_snapshot_path(net, results).is_file()
+    """A net is finished when its final snapshot (iteration max_iter) is complete: the file transfers start from.
+
+    Caffe writes the .caffemodel, then the .solverstate; a run killed between the two leaves a .caffemodel that
+    may be cut short, so the solverstate beside it (or a status file that saw Caffe finish) is the proof.
+    """
+    final = final_snapshot_path(net, results)
+    if not final.is_file():
+        return False
+    state = final.with_name(final.name.removesuffix(".caffemodel") + ".solverstate")
+    return state.is_file() or read_status(final.parent).get("state") == "finished"
 
 
 def read_json(path) -> dict:
@@ -265,7 +283,7 @@ def print_table(rows) -> None:
 
 def run_status(args) -> int:
     from . import registry
-    results = Path(args.results) if args.results else None
+    results = results_root(args.results, args.suite)
     queue = squeue_states()
     rows = [net_state(net, results, queue) for net in registry.match(args.patterns, suite=args.suite)]
     if args.json:

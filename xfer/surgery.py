@@ -17,7 +17,7 @@ import numpy as np
 from . import caffeenv, registry
 from .errors import XferError
 from .paths import atomic_path, write_text_atomic
-from .status import latest_snapshot, net_dir, now_iso, read_json, solver_schedule
+from .status import latest_snapshot, net_dir, now_iso, read_json, results_root, solver_schedule
 
 INIT_FILE = "init.caffemodel"
 TRAIN_PROTOTXT = "imagenet_train.prototxt"
@@ -67,8 +67,16 @@ def read_blobs(path, names=None) -> dict:
     out = {}
     for layer in list(param.layer) + list(param.layers):
         if layer.blobs and (names is None or layer.name in names):
-            out[layer.name] = [np.asarray(b.data, dtype=np.float32).reshape(blob_shape(b)) for b in layer.blobs]
+            out[layer.name] = [blob_array(b, path, layer.name) for b in layer.blobs]
     return out
+
+
+def blob_array(blob, path, layer_name):
+    values = np.asarray(blob.data, dtype=np.float32)
+    if values.size != int(np.prod(blob_shape(blob))):
+        raise XferError(f"layer {layer_name}: {values.size} values for a blob of shape {blob_shape(blob)}", path=path,
+                        fix="the file is damaged; take the snapshot again or an earlier one")
+    return values.reshape(blob_shape(blob))
 
 
 def net_for_dir(folder, suite="paper"):
@@ -165,7 +173,7 @@ def surgery(folder, net=None, base_file=None, out=None, seed=None, force=False, 
             for blob, value in zip(target.params[name], base_blobs[layer]):
                 blob.data[...] = value.reshape(blob.data.shape)
         entry = {"policy": policy, "source": str(base_file.resolve()) if layer in base_blobs else "filler",
-                 "shapes": [list(b.data.shape) for b in target.params[name]]}
+                 "shapes": ["x".join(str(d) for d in b.data.shape) for b in target.params[name]]}
         if layer in base_blobs or policy == registry.RANDOM_FROZEN:
             entry["sha256"] = [sha256_blob(b.data) for b in target.params[name]]
         layers[name] = entry
@@ -248,7 +256,7 @@ def run_surgery(args) -> int:
 
 def run_verify(args) -> int:
     net = registry.get(args.net, args.suite)
-    report = verify(net, results=args.results, snapshot=args.snapshot)
+    report = verify(net, results=results_root(args.results, args.suite), snapshot=args.snapshot)
     print_report(net, report)
     return 0 if report["ok"] else 1
 

@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +20,8 @@ from pathlib import Path
 from . import caffeenv, registry
 from .errors import XferError
 from .paths import write_text_atomic
-from .status import (LOCK_FILE, SOLVER_FILE, final_snapshot_path, is_finished, latest_snapshot, log_progress,
-                     net_dir, now_iso, read_status, solver_schedule, write_status)
+from .status import (LOCK_FILE, SOLVER_FILE, final_snapshot_path, is_finished, log_progress, snapshots,
+                     net_dir, now_iso, read_status, read_tail, results_root, solver_schedule, write_status)
 
 CPU_SOLVER = ".xfer_solver_cpu.prototxt"
 POLL_SECONDS = 2.0
@@ -86,6 +87,10 @@ def solver_for(folder, mode) -> str:
     return CPU_SOLVER
 
 
+def suite_flag(net) -> str:
+    return "" if net.suite == "paper" else f" --suite {net.suite}"
+
+
 def check_rendered(net, folder) -> None:
     if not (folder / SOLVER_FILE).is_file():
         raise XferError(f"net {net.name} is not rendered", path=folder / SOLVER_FILE,
@@ -100,21 +105,40 @@ def check_base(net, results) -> None:
     if not is_finished(base, results):
         raise XferError(f"base net {base.name} of {net.name} has not finished: "
                         f"{final_snapshot_path(base, results)} does not exist",
-                        fix=f"train the base first (`xfer train {base.name}`), or use `xfer run`, which orders the graph")
+                        fix=f"train the base first (`xfer train {base.name}{suite_flag(net)}`), "
+                            "or use `xfer run`, which orders the graph")
 
 
 def start_args(net, folder, results) -> tuple:
     """Caffe's -snapshot/-weights arguments: resume when a .solverstate exists, else the init weights from surgery."""
     from . import surgery
-    state = latest_snapshot(folder, "solverstate")
+    state = resume_point(folder)
     if state:
-        return ["-snapshot", state[1].name], f"resumed from {state[1].name}"
+        return ["-snapshot", state.name], f"resumed from {state.name}"
     if not net.base and registry.RANDOM_FROZEN not in net.policy:
         return [], "from the fillers"
     init = folder / surgery.INIT_FILE
     if not init.exists():
         surgery.surgery(folder, net=net)
     return ["-weights", init.name], f"from {init.name}"
+
+
+def resume_point(folder):
+    """The newest .solverstate that is whole (a kill -9 during a snapshot leaves a cut file) and whose weights
+    file exists; None when there is none. Broken ones are left alone: Caffe overwrites them when it gets there."""
+    pb2 = None
+    for _, path in reversed(snapshots(folder, "solverstate")):
+        pb2 = pb2 or caffeenv.caffe_pb2()
+        state = pb2.SolverState()
+        try:
+            state.ParseFromString(path.read_bytes())
+        except Exception:  # protobuf's DecodeError: a snapshot cut short
+            state.Clear()
+        # current_step is the last field Caffe writes: a file cut at a field boundary parses but lacks it
+        if state.HasField("current_step") and state.learned_net and (Path(folder) / state.learned_net).is_file():
+            return path
+        print(f"{path}: incomplete, not resuming from it", file=sys.stderr)
+    return None
 
 
 def new_log_path(folder, name) -> Path:
@@ -223,13 +247,19 @@ def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS
     if code == 0:
         say(f"{net.name}: stopped before max_iter; run `xfer train {net.name}` again to resume")
         return 1
-    raise XferError(f"caffe train of {net.name} exited with status {code}", path=log,
+    raise XferError(f"caffe train of {net.name} exited with status {code}{fatal_line(log)}", path=log,
                     fix="read the end of the log; fix the cause, then run the same command again to resume")
+
+
+def fatal_line(log) -> str:
+    """Caffe's reason for dying: the last glog FATAL line (`F... Check failed: ...`) of the log, if any."""
+    fatal = [line for line in read_tail(log, 64 * 1024) if line.startswith("F")]
+    return f": {fatal[-1].split('] ', 1)[-1]}" if fatal else ""
 
 
 def run_train(args) -> int:
     net = registry.get(args.net, args.suite)
-    return train(net, results=args.results, cpu=args.cpu, gpu=args.gpu, quiet=args.quiet)
+    return train(net, results=results_root(args.results, args.suite), cpu=args.cpu, gpu=args.gpu, quiet=args.quiet)
 
 
 def register(sub):
