@@ -10,7 +10,6 @@ The data dir also records where the images are (image_roots.json), so `xfer db` 
 """
 import json
 import os
-import re
 from pathlib import Path
 
 from tqdm import tqdm
@@ -22,7 +21,6 @@ from .paths import DATA_DIR, write_text_atomic
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp")
 ROOTS_NAME = "image_roots.json"   # {"train": abs dir, "valid": abs dir}: the roots the lists' paths are relative to
-WNID = re.compile(r"n\d{8}")
 
 
 def is_image(name: str, extensions=IMAGE_EXTENSIONS) -> bool:
@@ -224,7 +222,7 @@ def write_outputs(data_dir, classes, train, valid, train_dir, val_dir, force) ->
 
 def write_class_names(data_dir, classes, force=False) -> None:
     """synsets.txt (one class id per line, in label order) and synset_words.txt (`id words`)."""
-    use_wordnet = all(WNID.fullmatch(name) for name in classes)
+    use_wordnet = all(wordnet.is_wnid(name) for name in classes)
     if use_wordnet:
         for i, name in enumerate(classes):
             wordnet.lookup(name, where=(Path(data_dir) / "synsets.txt", i + 1))

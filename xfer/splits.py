@@ -129,13 +129,21 @@ def make_reduced(data_dir=DATA_DIR, counts=REDUCED_COUNTS, force=False) -> list:
     return written
 
 
+def wordnet_classes(data_dir, synsets=None) -> bool:
+    path = Path(synsets or Path(data_dir) / "synsets.txt")
+    return path.exists() and all(wordnet.is_wnid(name) for name in read_names(path))
+
+
 def make_all(data_dir=DATA_DIR, seeds=SEEDS, synsets=None, natural_classes=None, counts=REDUCED_COUNTS,
              natman=True, force=False) -> list:
     """Every derivative list the whole lists allow; returns the files written."""
     written = []
     for seed in seeds:
         written += make_random_halves(data_dir, seed, force=force)
-    if natman:
+    if natman and natural_classes is None and not wordnet_classes(data_dir, synsets):
+        print(f"xfer splits: the classes are not WordNet ids, so no natural/man-made halves "
+              f"(give natural_classes to make them)")
+    elif natman:
         written += make_natman(data_dir, natural_classes, synsets, force=force)
     if "train" in whole_lists(data_dir):
         written += make_reduced(data_dir, counts, force=force)

@@ -6,6 +6,7 @@ The paper's natural / man-made split ("halfnatman") is a WordNet fact: a class i
 """
 import functools
 import os
+import re
 from pathlib import Path
 
 from .errors import XferError
@@ -17,6 +18,13 @@ INSTALL_FIX = "install Debian's `wordnet-base` (it is in tools/apt-packages.txt)
 MANMADE_ROOTS = ("n00021939", "n00002137", "n07570720", "n07566340", "n07560652")
 # Hypernym (@) and instance hypernym (@i): the links that lead from a synset to its parents.
 PARENT_POINTERS = ("@", "@i")
+
+
+WNID = re.compile(r"n\d{8}")
+
+
+def is_wnid(name: str) -> bool:
+    return bool(WNID.fullmatch(name))
 
 
 class Synset:

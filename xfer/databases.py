@@ -1,0 +1,302 @@
+"""Stage 3: lists -> databases (LMDB or LevelDB) and mean files, the way Caffe's tools make them, only faster.
+
+For each dataset folder `<data_dir>/<dataset>/` holding a files.txt:
+  lmdb/ (or leveldb/)   the records, in an order the kit shuffled with a fixed seed (db_list.txt: that order)
+  mean.binaryproto      the mean image, as compute_image_mean computes it
+  db.json               the build record: list md5, counts, settings; `complete` is written last
+  bad_images.txt        images that could not be read (only when there were some)
+A complete database built from the same list and settings is skipped; one left half way is rebuilt; finished work
+built differently is only replaced with --force. `--shared-images` writes one resized image tree for all datasets
+instead (see xfer/sharedimages.py).
+"""
+import datetime
+import fnmatch
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import dbformat, dbwriter
+from .errors import XferError
+from .listio import LIST_NAME, md5_file, read_list
+from .lists import read_image_roots
+from .paths import DATA_DIR, write_bytes_atomic, write_text_atomic
+
+RECORD_NAME = "db.json"
+MEAN_NAME = "mean.binaryproto"
+ORDER_NAME = "db_list.txt"
+BAD_NAME = "bad_images.txt"
+SHARED_DIR = "_images"
+WRITERS = ("parallel", "caffe")
+SHM = Path("/dev/shm")
+
+
+def dataset_names(data_dir) -> list:
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        return []
+    return sorted(p.name for p in data_dir.iterdir() if (p / LIST_NAME).is_file() and not p.name.startswith("_"))
+
+
+def select_datasets(data_dir, patterns) -> list:
+    """Datasets matching the names or fnmatch patterns given (all of them for none)."""
+    names = dataset_names(data_dir)
+    if not names:
+        raise XferError("no dataset lists in the data dir", path=data_dir,
+                        fix="make them first with `xfer imagenet-lists` and `xfer splits`")
+    if not patterns:
+        return names
+    chosen = []
+    for pattern in patterns:
+        hits = fnmatch.filter(names, pattern)
+        if not hits:
+            raise XferError(f"no dataset {pattern!r} in {data_dir}", fix=f"choose among: {', '.join(names)}")
+        chosen += [h for h in hits if h not in chosen]
+    return chosen
+
+
+def part_of(dataset) -> str:
+    return "valid" if dataset.endswith("_valid") else "train"
+
+
+def image_root(dataset, images_root, data_dir) -> Path:
+    """The folder a dataset's list paths are relative to: from --images (DIR/train, DIR/val) or the recorded roots."""
+    part = part_of(dataset)
+    if images_root is None:
+        roots = read_image_roots(data_dir)
+        if part not in roots:
+            raise XferError(f"no image folder recorded for the {part} images", path=Path(data_dir) / "image_roots.json",
+                            fix="pass --images DIR (holding train/ and val/)")
+        return Path(roots[part])
+    if isinstance(images_root, dict):
+        return Path(images_root[part])
+    root = Path(images_root)
+    for sub in (("val", "valid", "validation") if part == "valid" else ("train",)):
+        if (root / sub).is_dir():
+            return root / sub
+    return root
+
+
+def database_order(n, seed):
+    """The order records are written in: a fixed-seed permutation (never convert_imageset's unseeded --shuffle)."""
+    if seed is None:
+        return np.arange(n)
+    return np.random.RandomState([seed]).permutation(n)
+
+
+def read_record(folder) -> dict:
+    path = Path(folder) / RECORD_NAME
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_record(folder, record) -> None:
+    write_text_atomic(Path(folder) / RECORD_NAME, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def settings_of(backend, options, seed, mode) -> dict:
+    return {"backend": backend, "resize": options.resize, "gray": options.gray, "shuffle_seed": seed, "mode": mode}
+
+
+def state_of(folder, list_md5, settings) -> str:
+    """'done' (complete, same list and settings), 'different' (complete, built otherwise), or 'todo'."""
+    record = read_record(folder)
+    if not record.get("complete"):
+        return "todo"
+    outputs_there = (Path(folder) / record.get("output", "")).exists() and (Path(folder) / MEAN_NAME).exists()
+    same = record.get("list_md5") == list_md5 and all(record.get(k) == v for k, v in settings.items())
+    if same and outputs_there:
+        return "done"
+    return "different" if outputs_there else "todo"
+
+
+def find_missing(entries, root, desc) -> list:
+    """Indices of entries whose image file is absent (one stat per image, with a progress bar)."""
+    root = str(root)
+    return [i for i, (image, _) in enumerate(tqdm(entries, desc=f"{desc}: check", unit="img", disable=None,
+                                                 leave=False))
+            if not os.path.isfile(os.path.join(root, image))]
+
+
+def write_bad_report(folder, bad) -> Path:
+    """bad: [(files.txt line, image, reason)]."""
+    path = Path(folder) / BAD_NAME
+    lines = ["# files.txt line\timage\treason\n"] + [f"{line}\t{image}\t{reason}\n" for line, image, reason in bad]
+    write_text_atomic(path, "".join(lines))
+    return path
+
+
+def bad_summary(dataset, bad, report) -> XferError:
+    shown = "; ".join(f"{image} ({reason})" for _, image, reason in bad[:3])
+    return XferError(f"{dataset}: {len(bad)} image(s) missing or unreadable, e.g. {shown}", path=report,
+                     fix="restore these images, or pass --skip-bad to leave them out (they are counted in db.json)")
+
+
+def probe_record_bytes(entries, root, options, sample=16) -> int:
+    """Bytes of one raw record: resize x resize, or (resize=0) the largest of a few images' sizes."""
+    channels = 1 if options.gray else 3
+    if options.resize > 0:
+        return dbformat.record_bytes(channels, options.resize, options.resize)
+    from PIL import Image
+    largest = 1
+    for image, _ in entries[:sample]:
+        try:
+            with Image.open(os.path.join(str(root), image)) as img:
+                largest = max(largest, img.size[0] * img.size[1])
+        except OSError:
+            continue
+    return dbformat.record_bytes(channels, 1, largest)
+
+
+def temp_dir_for(need_bytes, fallback) -> Path:
+    """RAM-backed /dev/shm for the chunks when it has room, else beside the database."""
+    if SHM.is_dir() and shutil.disk_usage(SHM).free > 2 * need_bytes:
+        return SHM
+    Path(fallback).mkdir(parents=True, exist_ok=True)
+    return Path(fallback)
+
+
+def check_disk(data_dir, need_bytes, what) -> None:
+    free = shutil.disk_usage(data_dir).free
+    print(f"xfer db: {what} need about {need_bytes / 1e9:.2f} GB on {data_dir} ({free / 1e9:.1f} GB free)")
+    if need_bytes > free * 0.98:
+        raise XferError(f"not enough disk: {what} need about {need_bytes / 1e9:.2f} GB, {free / 1e9:.2f} GB free",
+                        path=data_dir, fix="free some disk, choose another --data-dir, build fewer datasets at once "
+                                           "or use --shared-images")
+
+
+class Job:
+    """One dataset to build: its list, order, image root and size estimate."""
+
+    def __init__(self, data_dir, dataset, images_root, backend, options, seed):
+        self.dataset, self.folder = dataset, Path(data_dir) / dataset
+        self.list_path = self.folder / LIST_NAME
+        self.entries = read_list(self.list_path)
+        self.list_md5 = md5_file(self.list_path)
+        self.root = image_root(dataset, images_root, data_dir)
+        self.order = database_order(len(self.entries), seed)
+        self.ordered = [self.entries[i] for i in self.order]
+        self.record_bytes = probe_record_bytes(self.ordered, self.root, options)
+        self.disk = len(self.entries) * dbformat.disk_per_record(backend, self.record_bytes)
+
+
+def build_one(job, backend, options, writer, jobs, skip_bad, settings, mean=True) -> dict:
+    folder, started = job.folder, time.time()
+    final, partial = folder / backend, folder / f".{backend}.partial"
+    write_record(folder, dict(read_record(folder), complete=False))  # from here on, any old output is not trusted
+    for stale in (partial, final, folder / "lmdb", folder / "leveldb", folder / MEAN_NAME, folder / BAD_NAME):
+        dbformat.remove_db(stale)
+    missing = set(find_missing(job.ordered, job.root, job.dataset))
+    if missing and not skip_bad:  # fail before converting anything
+        bad = bad_entries(job, missing, missing)
+        raise bad_summary(job.dataset, bad, write_bad_report(folder, bad))
+    write_text_atomic(folder / ORDER_NAME, "".join(f"{image} {label}\n" for image, label in job.ordered))
+    tmp_parent = temp_dir_for(dbwriter.MAX_CHUNK * job.record_bytes * (jobs + 2), folder)
+    with tqdm(total=len(job.ordered), desc=job.dataset, unit="img", disable=None) as bar:
+        if writer == "caffe":
+            tmp = Path(tempfile.mkdtemp(prefix="xfer-caffe-", dir=tmp_parent))
+            try:
+                result = dbwriter.write_caffe(job.ordered, job.root, partial, backend, options, tmp, mean, bar)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            result = dbwriter.write_parallel_db(job.ordered, job.root, partial, backend, options, jobs, tmp_parent,
+                                                map_size=job.disk * 1.1 + (64 << 20), mean=mean, progress=bar)
+    failed = result.failed_lines()
+    bad = bad_entries(job, failed, missing)
+    if bad:
+        report = write_bad_report(folder, bad)
+        if not skip_bad:
+            dbformat.remove_db(partial)
+            raise bad_summary(job.dataset, bad, report)
+    if result.count == 0:
+        raise XferError(f"{job.dataset}: no image could be read", path=job.list_path, fix="check --images")
+    os.replace(partial, final)
+    if result.mean_blob is not None:
+        write_bytes_atomic(folder / MEAN_NAME, result.mean_blob.SerializeToString())
+    record = dict(settings, dataset=job.dataset, list=LIST_NAME, list_md5=job.list_md5, entries=len(job.entries),
+                  count=result.count, bad=len(bad), output=backend, images_root=str(job.root), writer=writer,
+                  mean=MEAN_NAME, order=ORDER_NAME, seconds=round(time.time() - started, 1),
+                  built=datetime.datetime.now().isoformat(timespec="seconds"), complete=True)
+    write_record(folder, record)
+    return record
+
+
+def bad_entries(job, failed, missing) -> list:
+    """[(files.txt line, image, reason)] for database-order indices that did not make it into the database."""
+    bad = []
+    for i in sorted(failed, key=lambda i: job.order[i]):
+        reason = "missing" if i in missing else "unreadable (OpenCV could not decode it)"
+        bad.append((int(job.order[i]) + 1, job.ordered[i][0], reason))
+    return bad
+
+
+def build_databases(data_dir=DATA_DIR, images_root=None, datasets=None, backend="lmdb", resize=256, gray=False,
+                    jobs=None, writer="parallel", skip_bad=False, force=False, shared_images=False, shuffle_seed=0,
+                    mean=True) -> list:
+    """Build the databases (or, with shared_images, the shared image tree and image lists) of the datasets.
+
+    datasets: names or fnmatch patterns (None: every dataset with a files.txt). resize=0 keeps each image's size.
+    Returns the db.json records of the datasets built or already up to date.
+    """
+    if backend not in dbformat.BACKENDS:
+        raise XferError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(dbformat.BACKENDS)}")
+    if writer not in WRITERS:
+        raise XferError(f"unknown writer {writer!r}", fix=f"use one of {', '.join(WRITERS)}")
+    options = dbwriter.Options(resize, gray)
+    jobs = max(1, int(jobs or os.cpu_count() or 1))
+    names = select_datasets(data_dir, datasets)
+    if shared_images:
+        from .sharedimages import build_shared
+        return build_shared(data_dir, names, images_root, options, jobs, skip_bad, force, shuffle_seed)
+    settings = settings_of(backend, options, shuffle_seed, "database")
+    todo, records = [], []
+    for name in names:
+        folder = Path(data_dir) / name
+        state = state_of(folder, md5_file(folder / LIST_NAME), settings)
+        if state == "done":
+            print(f"xfer db: {name} is up to date")
+            records.append(read_record(folder))
+            continue
+        if state == "different" and not force:
+            raise XferError(f"{name}: a finished database built from another list or settings is there",
+                            path=folder / RECORD_NAME, fix="pass --force to rebuild it")
+        todo.append(Job(data_dir, name, images_root, backend, options, shuffle_seed))
+    if todo:
+        check_disk(data_dir, sum(job.disk for job in todo), f"{len(todo)} database(s)")
+    for job in todo:
+        records.append(build_one(job, backend, options, writer, jobs, skip_bad, settings, mean))
+    return records
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("db", help="lists -> LMDB/LevelDB databases and mean files (or a shared image tree)",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("datasets", nargs="*", metavar="DATASET", help="dataset names or patterns (default: all)")
+    p.add_argument("--data-dir", default=str(DATA_DIR), help="holds <dataset>/files.txt (default: %(default)s)")
+    p.add_argument("--images", metavar="DIR", help="image folder with train/ and val/ (default: the folders "
+                                                   "recorded by `xfer imagenet-lists`)")
+    p.add_argument("--backend", choices=dbformat.BACKENDS, default="lmdb")
+    p.add_argument("--resize", type=int, default=256, help="resize to N x N as convert_imageset does; 0 keeps sizes")
+    p.add_argument("--gray", action="store_true", help="read images as one-channel grayscale")
+    p.add_argument("--jobs", type=int, default=None, help="convert_imageset processes at once (default: all cores)")
+    p.add_argument("--writer", choices=WRITERS, default="parallel",
+                   help="parallel: same records as convert_imageset, on all cores; caffe: Caffe's tools as they are")
+    p.add_argument("--shared-images", action="store_true",
+                   help="one resized image tree for all datasets + image lists for Caffe's ImageData layer")
+    p.add_argument("--skip-bad", action="store_true", help="leave out missing/unreadable images (and count them)")
+    p.add_argument("--force", action="store_true", help="rebuild finished databases built from another list")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    records = build_databases(args.data_dir, args.images, args.datasets, args.backend, args.resize, args.gray,
+                              args.jobs, args.writer, args.skip_bad, args.force, args.shared_images)
+    skipped = sum(r.get("bad", 0) for r in records)
+    print(f"xfer db: {len(records)} dataset(s) ready in {args.data_dir}"
+          + (f"; {skipped} bad image(s) left out (see bad_images.txt)" if skipped else ""))
+    return 0

@@ -1,0 +1,210 @@
+"""What Caffe's tools put in a database, and the kit's readers and writers for LMDB and LevelDB.
+
+- keys: convert_imageset writes `caffe::format_int(line_id, 8) + "_" + path`, line_id being the line's index in
+  the list it was given (a line whose image cannot be read is skipped, leaving a gap in the numbers);
+- values: a serialized Datum (channels, height, width, data = CHW bytes in OpenCV's BGR order, label, encoded);
+- means: compute_image_mean sums every record's bytes into a float BlobProto in key order and divides by the count.
+"""
+import shutil
+from pathlib import Path
+
+import lmdb
+import numpy as np
+
+from .errors import XferError
+
+BACKENDS = ("lmdb", "leveldb")
+COMMIT_EVERY = 1000           # records per transaction / write batch (convert_imageset commits every 1000 too)
+LMDB_PAGE = 4096
+LEVELDB_OPTIONS = dict(block_size=65536, write_buffer_size=268435456, max_open_files=100)  # Caffe's db_leveldb.cpp
+
+
+def make_key(line_id: int, image: str) -> bytes:
+    return b"%08d_" % line_id + image.encode("utf-8")
+
+
+def key_line_id(key: bytes) -> int:
+    return int(key[:key.index(b"_")])
+
+
+def renumber_key(key: bytes, offset: int) -> bytes:
+    """A shard's key -> the key the same line has in the whole list (shard line ids start at `offset`)."""
+    cut = key.index(b"_")
+    return b"%08d" % (int(key[:cut]) + offset) + key[cut:]
+
+
+def read_varint(buf, pos):
+    result = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def parse_datum(buf) -> dict:
+    """The fields of a serialized Datum that the kit needs, without copying the pixel bytes."""
+    view, pos, fields = memoryview(buf), 0, {"channels": 0, "height": 0, "width": 0, "label": 0, "encoded": False}
+    names = {1: "channels", 2: "height", 3: "width", 5: "label", 7: "encoded"}
+    while pos < len(view):
+        tag, pos = read_varint(view, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = read_varint(view, pos)
+            if number in names:
+                fields[names[number]] = bool(value) if number == 7 else value
+        elif wire == 2:
+            length, pos = read_varint(view, pos)
+            if number == 4:
+                fields["data"] = view[pos:pos + length]
+            pos += length
+        elif wire == 5:
+            pos += 4
+        elif wire == 1:
+            pos += 8
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire} in a Datum")
+    return fields
+
+
+class MeanAccumulator:
+    """compute_image_mean's arithmetic: a float32 running sum per byte, in record order, then / count.
+
+    Fed the records in key order, the result is bit-identical to compute_image_mean's on the same database.
+    """
+
+    def __init__(self):
+        self.sum, self.shape, self.count = None, None, 0
+
+    def add(self, value: bytes) -> None:
+        datum = parse_datum(value)
+        if datum["encoded"]:
+            raise XferError("encoded Datum records: the mean needs raw pixels", fix="build without --encoded")
+        shape = (datum["channels"], datum["height"], datum["width"])
+        pixels = np.frombuffer(datum["data"], dtype=np.uint8)
+        if self.sum is None:
+            self.sum, self.shape = np.zeros(pixels.size, dtype=np.float32), shape
+        elif shape != self.shape:
+            raise XferError(f"images of different sizes ({self.shape} and {shape}) cannot share a mean",
+                            fix="pass --resize N (e.g. 256) so that every record has the same size")
+        np.add(self.sum, pixels, out=self.sum)
+        self.count += 1
+
+    def blob(self):
+        """The mean as a BlobProto (num=1, channels, height, width, data), as compute_image_mean writes it."""
+        return mean_blob(self.sum / np.float32(self.count), self.shape)
+
+
+def mean_blob(mean, shape):
+    from .caffeenv import caffe_pb2
+    blob = caffe_pb2().BlobProto()
+    blob.num, (blob.channels, blob.height, blob.width) = 1, shape
+    blob.data.extend(np.asarray(mean, dtype=np.float32).ravel().tolist())
+    return blob
+
+
+def read_mean(path) -> np.ndarray:
+    """A mean.binaryproto as a float32 array (channels, height, width)."""
+    from .caffeenv import caffe_pb2
+    blob = caffe_pb2().BlobProto()
+    blob.ParseFromString(Path(path).read_bytes())
+    return np.array(blob.data, dtype=np.float32).reshape(blob.channels, blob.height, blob.width)
+
+
+class LmdbWriter:
+    """Appends records in key order (MDB_APPEND) to a new LMDB; flushed once at the end, not per commit."""
+
+    def __init__(self, path, map_size):
+        Path(path).mkdir(parents=True)
+        self.map_size = max(int(map_size), 1 << 24)
+        self.env = lmdb.open(str(path), map_size=self.map_size, writemap=True, sync=False, metasync=False,
+                             meminit=False, max_dbs=0)
+
+    def put_sorted(self, items) -> None:
+        items = list(items)
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    txn.cursor().putmulti(items, append=True)
+                return
+            except lmdb.MapFullError:  # the size estimate was short: grow and redo this batch
+                self.map_size *= 2
+                self.env.set_mapsize(self.map_size)
+
+    def close(self) -> None:
+        self.env.sync(True)
+        self.env.close()
+
+
+class LevelDBWriter:
+    """A new LevelDB with Caffe's options; one write batch per COMMIT_EVERY records."""
+
+    def __init__(self, path, map_size=None):
+        import plyvel
+        self.db = plyvel.DB(str(path), create_if_missing=True, error_if_exists=True, **LEVELDB_OPTIONS)
+
+    def put_sorted(self, items) -> None:
+        with self.db.write_batch() as batch:
+            for key, value in items:
+                batch.put(key, bytes(value))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_writer(backend, path, map_size):
+    return {"lmdb": LmdbWriter, "leveldb": LevelDBWriter}[backend](path, map_size)
+
+
+def iterate(backend, path, values=True):
+    """(key, value) pairs (or keys alone) of a database in key order."""
+    if backend == "lmdb":
+        env = lmdb.open(str(path), readonly=True, lock=False, subdir=True)
+        try:
+            with env.begin() as txn:
+                for key, value in txn.cursor():
+                    yield (key, value) if values else key
+        finally:
+            env.close()
+    else:
+        import plyvel
+        db = plyvel.DB(str(path), create_if_missing=False)
+        try:
+            for item in db.iterator(include_value=values):
+                yield item
+        finally:
+            db.close()
+
+
+def remove_db(path) -> None:
+    path = Path(path)
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def record_bytes(channels, height, width) -> int:
+    """Size of one serialized Datum of raw pixels (varint tags and lengths included)."""
+    n = channels * height * width
+    return n + 4 * 2 + len(_varint(n)) + 1 + 4 + 2
+
+
+def disk_per_record(backend, value_bytes, key_bytes=40) -> int:
+    """Disk one record takes: LMDB puts a value bigger than a page in its own pages (plus a leaf node)."""
+    if backend == "lmdb":
+        if value_bytes + key_bytes > LMDB_PAGE // 2:
+            return -(-(value_bytes + 16) // LMDB_PAGE) * LMDB_PAGE + key_bytes + 16
+        return int((value_bytes + key_bytes + 16) * 1.5)  # leaf pages are 2/3 full on average
+    return int((value_bytes + key_bytes) * 1.05)
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
