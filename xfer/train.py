@@ -179,7 +179,8 @@ def supervise(proc, folder, fields, poll) -> int:
     try:
         while proc.poll() is None:
             try:
-                time.sleep(poll)
+                proc.wait(timeout=poll)  # returns as soon as Caffe exits
+            except subprocess.TimeoutExpired:
                 update_progress(folder, fields)
             except (KeyboardInterrupt, StopTraining):
                 if proc.poll() is None:

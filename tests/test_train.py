@@ -1,0 +1,124 @@
+"""`xfer train` with the real `caffe train` on CPU: base then frozen transfer, refusal, lock, kill -9 and resume."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from xfer import registry, status, train
+from xfer.errors import XferError
+
+pytestmark = pytest.mark.caffe
+
+
+def xfer(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True, **kwargs)
+
+
+def read_status(folder):
+    return json.loads((folder / "xfer_status.json").read_text())
+
+
+def wait_for(predicate, timeout=60, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_base_then_frozen_transfer_on_cpu(tmp_path, tiny_render):
+    out = tiny_render(tmp_path / "results", ["half0A", "transfer0A0B_1_2"])
+    refused = xfer("train", "transfer0A0B_1_2", "--suite", "mini", "--results", str(out), "--cpu")
+    assert refused.returncode == 2
+    assert "base net half0A of transfer0A0B_1_2 has not finished" in refused.stderr
+    assert not (out / "transfer0A0B_1_2" / "init.caffemodel").exists()  # no silent start from random weights
+
+    for name in ("half0A", "transfer0A0B_1_2"):
+        done = xfer("train", name, "--suite", "mini", "--results", str(out), "--cpu")
+        assert done.returncode == 0, done.stderr
+        folder = out / name
+        logs = status.logs(folder)
+        assert len(logs) == 1 and re.fullmatch(rf"\d{{6}}_\d{{6}}_{name}\.log", logs[0].name)
+        text = logs[0].read_text()
+        assert "Optimization Done." in text and "Test net output #0: accuracy" in text
+        assert "solver_mode: CPU" in (folder / train.CPU_SOLVER).read_text()
+        state = read_status(folder)
+        assert state["state"] == "finished" and state["iteration"] == 24 and state["test_iteration"] == 24
+        assert 0 <= state["test"]["accuracy"] <= 1
+    transfer = read_status(out / "transfer0A0B_1_2")
+    assert transfer["command"][-2:] == ["-weights", "init.caffemodel"]
+    assert transfer["verify"]["ok"] is True and set(transfer["verify"]["layers"]) == {"conv1", "conv2"}
+    assert "frozen layers unchanged" in done.stdout
+
+    again = xfer("train", "half0A", "--suite", "mini", "--results", str(out), "--cpu")
+    assert again.returncode == 0 and "finished already" in again.stdout
+    assert len(status.logs(out / "half0A")) == 1  # finished work is not trained again
+
+    table = xfer("status", "--suite", "mini", "--results", str(out), "half0A", "transfer0A0B_1_2", "transfer0A0B_1_3")
+    rows = {line.split()[0]: line.split() for line in table.stdout.splitlines()[1:-1]}
+    assert rows["half0A"][1:3] == ["finished", "24/24"]
+    assert rows["transfer0A0B_1_2"][5] == "ok"
+    assert rows["transfer0A0B_1_3"][1:3] == ["not", "rendered"]
+
+
+def test_unknown_net_and_unrendered_net_are_clear_errors(tmp_path):
+    unknown = xfer("train", "transfer0A0Z_1_2", "--suite", "mini", "--results", str(tmp_path))
+    assert unknown.returncode == 2 and "no net named 'transfer0A0Z_1_2'" in unknown.stderr
+    unrendered = xfer("train", "half0A", "--suite", "mini", "--results", str(tmp_path), "--cpu")
+    assert unrendered.returncode == 2 and "not rendered" in unrendered.stderr and "xfer render" in unrendered.stderr
+
+
+def test_lock_refusal_then_kill_9_and_resume(tmp_path, tiny_render):
+    """A second start is refused while the first trains; kill -9 of the whole run, then resume to max_iter."""
+    out = tiny_render(tmp_path / "results", ["half0B"], max_iter=200, snapshot=20, test_interval=100)
+    folder = out / "half0B"
+    first = subprocess.Popen([sys.executable, "-m", "xfer.cli", "train", "half0B", "--suite", "mini",
+                              "--results", str(out), "--cpu", "--quiet"], start_new_session=True)
+    try:
+        wait_for(lambda: len(status.snapshots(folder, "solverstate")) >= 2, what="two snapshots")
+        second = xfer("train", "half0B", "--suite", "mini", "--results", str(out), "--cpu")
+        assert second.returncode == 2
+        assert "is being trained already" in second.stderr and f"pid {first.pid}" in second.stderr
+        assert status.lock_holder(folder).startswith(f"pid {first.pid}")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the trainer and Caffe at once, as a crashed node would
+        first.wait()
+    wait_for(lambda: status.lock_holder(folder) is None, what="the kernel to drop the lock")
+    killed_at = status.latest_snapshot(folder, "solverstate")[0]
+    assert killed_at < 200 and not status.is_finished(registry.get("half0B", "mini"), out)
+
+    resumed = xfer("train", "half0B", "--suite", "mini", "--results", str(out), "--cpu")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from caffe_imagenet_train_iter_" in resumed.stdout
+    logs = status.logs(folder)
+    assert len(logs) == 2
+    second_log = logs[-1].read_text()
+    resumed_at = int(re.search(r"Resuming from caffe_imagenet_train_iter_(\d+)\.solverstate", second_log).group(1))
+    assert 20 <= resumed_at <= killed_at  # the newest whole snapshot (one cut by the kill is passed over)
+    assert int(re.search(r"\] Iteration (\d+)", second_log).group(1)) == resumed_at  # continued, not restarted
+    assert status.is_finished(registry.get("half0B", "mini"), out)
+    assert read_status(folder)["state"] == "finished"
+
+
+def test_a_cut_snapshot_is_not_resumed_from(tmp_path, tiny_render):
+    out = tiny_render(tmp_path / "results", ["half0B"])
+    folder = out / "half0B"
+    assert train.train(registry.get("half0B", "mini"), out, cpu=True, quiet=True, poll=0.2) == 0
+    whole = folder / "caffe_imagenet_train_iter_16.solverstate"
+    final = folder / "caffe_imagenet_train_iter_24.solverstate"
+    final.write_bytes(final.read_bytes()[:-7])  # killed while writing the last snapshot
+    assert train.resume_point(folder) == whole
+
+
+def test_foreign_lock_is_a_clear_error(tmp_path, tiny_render):
+    out = tiny_render(tmp_path / "results", ["half0A"])
+    with train.TrainLock(out / "half0A", "half0A"):
+        with pytest.raises(XferError, match=r"being trained already \(pid \d+ on "):
+            train.train(registry.get("half0A", "mini"), out, cpu=True, quiet=True)
+    assert not status.logs(out / "half0A")
