@@ -32,7 +32,7 @@ def read_list(path, n_classes=None, unique=True) -> list:
     if not path.is_file():
         raise XferError("list file not found", path=path, fix="create it first (`xfer imagenet-lists`, `xfer splits`)")
     entries, first_line = [], {}
-    with open(path, encoding="utf-8") as lines:
+    with open(path, encoding="utf-8", newline="") as lines:  # newline="": a DOS line ending must be seen
         for lineno, text in enumerate(lines, 1):
             image, label = parse_line(text, path, lineno)
             if n_classes is not None and label >= n_classes:
