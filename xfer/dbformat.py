@@ -186,10 +186,11 @@ def remove_db(path) -> None:
         path.unlink()
 
 
-def record_bytes(channels, height, width) -> int:
-    """Size of one serialized Datum of raw pixels (varint tags and lengths included)."""
+def record_bytes(channels, height, width, label=999) -> int:
+    """Size of one serialized Datum of raw pixels: tags, varints, the pixels, the label, `encoded: false`."""
     n = channels * height * width
-    return n + 4 * 2 + len(_varint(n)) + 1 + 4 + 2
+    fields = (channels, height, width, n, label)
+    return sum(1 + len(_varint(v)) for v in fields) + n + 2
 
 
 def disk_per_record(backend, value_bytes, key_bytes=40) -> int:

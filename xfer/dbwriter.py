@@ -121,7 +121,7 @@ def write_caffe(entries, root, out, backend, options, tmp_dir, mean=True, progre
     return Result(written, blob)
 
 
-def plan_chunks(n, jobs, cap=MAX_CHUNK) -> list:
+def plan_chunks(n, jobs, cap=MAX_CHUNK, min_chunk=MIN_CHUNK) -> list:
     """(start, stop) of each chunk: equal chunks of at most `cap`, then 3*jobs chunks of decreasing size."""
     k = 3 * jobs
     tail = min(n, cap * k // 2)
@@ -137,10 +137,10 @@ def plan_chunks(n, jobs, cap=MAX_CHUNK) -> list:
     cuts = np.rint(np.cumsum(weights) / weights.sum() * tail).astype(int)
     for cut in cuts:
         stop = head + int(cut)
-        if stop - start >= MIN_CHUNK or (stop == n and stop > start):
+        if stop - start >= min_chunk or (stop == n and stop > start):
             bounds.append((start, stop))
             start = stop
-    if start < n:  # what the MIN_CHUNK rule left over joins the last chunk
+    if start < n:  # what the min_chunk rule left over joins the last chunk
         bounds[-1] = (bounds[-1][0], n)
     return bounds
 
@@ -184,10 +184,11 @@ def merge_chunk(db, offset, sink, written, accumulate) -> int:
     return count
 
 
-def write_parallel(entries, root, sink, options, jobs, tmp_dir, mean=True, progress=None, cap=MAX_CHUNK) -> Result:
+def write_parallel(entries, root, sink, options, jobs, tmp_dir, mean=True, progress=None, cap=MAX_CHUNK,
+                   min_chunk=MIN_CHUNK) -> Result:
     """Convert `entries` (already in database order) with `jobs` convert_imageset processes; merge into `sink`."""
     jobs = max(1, int(jobs or os.cpu_count() or 1))
-    chunks = plan_chunks(len(entries), jobs, cap)
+    chunks = plan_chunks(len(entries), jobs, cap, min_chunk)
     written = np.zeros(len(entries), dtype=bool)
     accumulate = MeanAccumulator() if mean else None
     runner, work = ToolRunner(), Path(tempfile.mkdtemp(prefix="xfer-chunks-", dir=tmp_dir))
@@ -216,9 +217,9 @@ def write_parallel(entries, root, sink, options, jobs, tmp_dir, mean=True, progr
 
 
 def write_parallel_db(entries, root, out, backend, options, jobs, tmp_dir, map_size, mean=True, progress=None,
-                      cap=MAX_CHUNK) -> Result:
+                      cap=MAX_CHUNK, min_chunk=MIN_CHUNK) -> Result:
     sink = open_writer(backend, out, map_size)
     try:
-        return write_parallel(entries, root, sink, options, jobs, tmp_dir, mean, progress, cap)
+        return write_parallel(entries, root, sink, options, jobs, tmp_dir, mean, progress, cap, min_chunk)
     finally:
         sink.close()
