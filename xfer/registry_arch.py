@@ -36,6 +36,7 @@ class Arch:
     lrn_alpha: float = 0.0001
     lrn_beta: float = 0.75
     dropout_ratio: float = 0.5
+    scale: float = 1.0        # transform_param scale after mean subtraction (the paper: none)
 
     @property
     def input_size(self) -> int:
@@ -59,10 +60,11 @@ CAFFENET = Arch(
 )
 
 # Scaled for 28x28 grayscale Fashion-MNIST on a CPU: same 8 weight layers and layer types, stride-1 conv1.
-# 24x24 random crops (center crop at test time) + mirror; MSRA fillers so it trains without a warm-up.
+# 24x24 random crops (center crop at test time) + mirror; MSRA fillers so it trains without a warm-up, which
+# needs inputs of unit scale: pixels are scaled by 1/256 after mean subtraction (raw 0..255 inputs diverge).
 MINI = Arch(
     name="mini", net_name="MiniCaffeNet", channels=1, image_size=28, crop=24, train_mirror=True,
-    train_batch=64, val_batch=100, num_classes=10,
+    train_batch=64, val_batch=100, num_classes=10, scale=0.00390625,
     layers=(
         WeightLayer(16, kernel=5, stride=1, pad=2, weight_filler="msra", bias=0.0),
         WeightLayer(32, kernel=5, pad=2, group=2, weight_filler="msra", bias=0.1),

@@ -86,7 +86,7 @@ def layer_context(net) -> dict:
 def data_context(net, phase, backend, batch, shared_images) -> dict:
     arch = net.spec()
     common = dict(mirror=arch.train_mirror if phase == "train" else False, crop=arch.crop, batch_size=batch,
-                  mean_file="imagenet_mean.binaryproto")
+                  mean_file="imagenet_mean.binaryproto", scale=arch.scale)
     if shared_images:
         return dict(common, type="ImageData", source=f"imagenet_{phase}_images.txt", root_folder="imagenet_images/",
                     shuffle=phase == "train", is_color=arch.channels == 3)
