@@ -89,7 +89,7 @@ def data_context(net, phase, backend, batch, shared_images) -> dict:
                   mean_file="imagenet_mean.binaryproto", scale=arch.scale)
     if shared_images:
         return dict(common, type="ImageData", source=f"imagenet_{phase}_images.txt", root_folder="imagenet_images/",
-                    shuffle=phase == "train", is_color=arch.channels == 3)
+                    shuffle=False, is_color=arch.channels == 3)  # lists are pre-shuffled, read in order like a DB
     return dict(common, type="Data", source=f"imagenet_{phase}_{backend}", backend=BACKENDS[backend])
 
 
