@@ -260,7 +260,12 @@ def fatal_line(log) -> str:
 
 def run_train(args) -> int:
     net = registry.get(args.net, args.suite)
-    return train(net, results=results_root(args.results, args.suite), cpu=args.cpu, gpu=args.gpu, quiet=args.quiet)
+    try:
+        return train(net, results=results_root(args.results, args.suite), cpu=args.cpu, gpu=args.gpu,
+                     quiet=args.quiet)
+    except StopTraining:
+        print(f"xfer train: {net.name} stopped by SIGTERM; the same command resumes it", file=sys.stderr)
+        return 128 + signal.SIGTERM
 
 
 def register(sub):
