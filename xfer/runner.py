@@ -14,7 +14,7 @@ from .errors import XferError
 from .status import SOLVER_FILE, is_finished, lock_holder, net_dir, register as register_status, results_root
 from .train import default_mode
 
-POLL_SECONDS = 2.0
+POLL_SECONDS = 0.5  # cheap: a stat and an flock probe per pending net
 
 
 def plan(patterns, suite, results) -> tuple:
@@ -146,12 +146,14 @@ def devices_for(args) -> list:
     return [None] * max(1, args.slots)
 
 
-def print_plan(todo, done, backend, devices) -> None:
+def print_plan(todo, done, backend, devices, results) -> None:
     for net in done:
         print(f"skip   {net.name} (finished)")
     for net in todo:
         deps = registry.dependencies(net)
-        print(f"train  {net.name}" + (f" after {', '.join(deps)}" if deps else ""))
+        rendered = (net_dir(results, net.name) / SOLVER_FILE).is_file()
+        print(f"train  {net.name}" + (f" after {', '.join(deps)}" if deps else "")
+              + ("" if rendered else " (NOT RENDERED: run `xfer render` first)"))
     if backend == "local":
         where = "CPU slots" if devices[0] is None else "GPUs " + ",".join(str(d) for d in devices)
         print(f"{len(todo)} to train, {len(devices)} at once on {where}")
@@ -173,7 +175,7 @@ def run_run(args) -> int:
     if args.backend == "slurm":
         mode = "gpu" if args.gpus else default_mode(cpu=args.cpu)[0]
         if args.dry_run:
-            print_plan(todo, done, "slurm", [])
+            print_plan(todo, done, "slurm", [], results)
         options = {"partition": args.partition, "time": args.time, "cpus_per_task": args.cpus_per_task,
                    "extra": args.sbatch_arg}
         jobs = slurm.submit(todo, results, mode, options, dry_run=args.dry_run)
@@ -185,7 +187,7 @@ def run_run(args) -> int:
             return 1 if unfinished else 0
         return 0
     devices = devices_for(args)
-    print_plan(todo, done, "local", devices)
+    print_plan(todo, done, "local", devices, results)
     if args.dry_run or not todo:
         return 0
     return LocalRunner(todo, results, devices).run()

@@ -173,15 +173,20 @@ def update_progress(folder, status_fields) -> None:
     write_status(folder, **status_fields)
 
 
+def wait_or_update(proc, folder, fields, poll) -> None:
+    try:
+        proc.wait(timeout=poll)  # returns as soon as Caffe exits
+    except subprocess.TimeoutExpired:
+        update_progress(folder, fields)
+
+
 def supervise(proc, folder, fields, poll) -> int:
     """Wait for Caffe, refreshing the status file; on Ctrl-C/SIGTERM pass SIGINT on so Caffe snapshots first."""
     previous = signal.signal(signal.SIGTERM, raise_stop)
     try:
         while proc.poll() is None:
             try:
-                proc.wait(timeout=poll)  # returns as soon as Caffe exits
-            except subprocess.TimeoutExpired:
-                update_progress(folder, fields)
+                wait_or_update(proc, folder, fields, poll)
             except (KeyboardInterrupt, StopTraining):
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGINT)

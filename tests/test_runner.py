@@ -1,0 +1,107 @@
+"""`xfer run` on local CPU slots with real Caffe: the graph in order, re-runs skip finished work, Ctrl-C is safe."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import pytest
+
+from xfer import registry, runner, status
+from xfer.errors import XferError
+
+pytestmark = pytest.mark.caffe
+
+
+def xfer(*args):
+    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True, timeout=240)
+
+
+def log_start(log):
+    """Wall-clock time of a Caffe log's first line (glog 0.6 prefix: I20261125 19:16:03.289494)."""
+    return datetime.strptime(log.read_text()[1:18], "%Y%m%d %H:%M:%S").timestamp()
+
+
+def fake_finish(out, name):
+    """Mark a net finished the way Caffe does: the final .caffemodel and .solverstate in its folder."""
+    net = registry.get(name, "mini")
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = net.final_snapshot().removesuffix(".caffemodel")
+    for suffix in (".caffemodel", ".solverstate"):
+        (folder / (stem + suffix)).write_bytes(b"")
+
+
+def test_plan_puts_unfinished_bases_first(tmp_path):
+    todo, done = runner.plan(["transfer0B0A_1_2", "transfer0A0B_1_1"], "mini", tmp_path)
+    assert [n.name for n in todo] == ["half0A", "half0B", "transfer0A0B_1_1", "transfer0B0A_1_2"]
+    assert done == []
+    fake_finish(tmp_path, "half0A")
+    todo, done = runner.plan(["transfer0A0B_1_1", "half0A"], "mini", tmp_path)
+    assert [n.name for n in todo] == ["transfer0A0B_1_1"] and [n.name for n in done] == ["half0A"]
+    todo, _ = runner.plan(["transfer0A0B_1_1"], "mini", tmp_path)
+    assert [n.name for n in todo] == ["transfer0A0B_1_1"]  # a finished base is not trained again
+    with pytest.raises(XferError, match="no net of the mini suite matches"):
+        runner.plan(["transfer9*"], "mini", tmp_path)
+
+
+def test_every_suite_orders_bases_before_their_transfers():
+    for suite in registry.SUITES:
+        order = [n.name for n in runner.order_by_dependencies(registry.nets(suite))]
+        position = {name: i for i, name in enumerate(order)}
+        for net in registry.nets(suite):
+            for dep in registry.dependencies(net):
+                assert position[dep] < position[net.name]
+
+
+def test_local_run_trains_the_graph_and_reruns_skip_it(tmp_path, tiny_render):
+    names = ["half0A", "transfer0A0B_1_1", "transfer0A0B_1_2"]
+    out = tiny_render(tmp_path / "results", names)
+    common = ["--suite", "mini", "--results", str(out), "--cpu"]
+    dry = xfer("run", *common, "--slots", "2", "--dry-run", "transfer0A0B_1_[123]")
+    assert dry.returncode == 0
+    assert "train  transfer0A0B_1_1 after half0A\n" in dry.stdout and "4 to train, 2 at once" in dry.stdout
+    assert "train  transfer0A0B_1_3 after half0A (NOT RENDERED" in dry.stdout
+    assert not status.logs(out / "half0A")
+
+    run = xfer("run", *common, "--slots", "2", "transfer0A0B_1_[12]")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 finished, 0 failed, 0 not run" in run.stdout
+    base_done = (out / "half0A" / "caffe_imagenet_train_iter_24.solverstate").stat().st_mtime
+    for name in names:
+        assert status.is_finished(registry.get(name, "mini"), out)
+    for name in names[1:]:
+        assert log_start(status.logs(out / name)[0]) >= int(base_done)  # a transfer started after its base ended
+
+    again = xfer("run", *common, "transfer0A0B_1_[12]")
+    assert again.returncode == 0 and "0 to train" in again.stdout
+    assert all(len(status.logs(out / name)) == 1 for name in names)
+
+
+def test_interrupted_run_continues_where_it_stopped(tmp_path, tiny_render):
+    out = tiny_render(tmp_path / "results", ["half0B", "transfer0B0A_1_1"], max_iter=120, snapshot=50,
+                      test_interval=100)
+    common = ["--suite", "mini", "--results", str(out), "--cpu"]
+    first = subprocess.Popen([sys.executable, "-m", "xfer.cli", "run", *common, "transfer0B0A_1_1"],
+                             stdout=subprocess.PIPE, text=True, start_new_session=True)
+    folder = out / "half0B"
+    deadline = time.monotonic() + 60
+    while (status.read_status(folder).get("iteration") or 0) < 60:
+        assert time.monotonic() < deadline, "half0B did not reach iteration 60"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGINT)  # Ctrl-C in the terminal: the runner, its trainer and Caffe
+    first.communicate(timeout=60)
+    assert first.returncode == 130
+    assert status.lock_holder(folder) is None
+    assert status.read_status(folder)["state"] == "stopped"
+    stopped_at = status.latest_snapshot(folder, "solverstate")[0]
+    assert 50 <= stopped_at < 120  # Caffe snapshotted when it was told to stop
+
+    again = xfer("run", *common, "transfer0B0A_1_1")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 finished" in again.stdout
+    resumed = status.logs(folder)[-1].read_text()
+    assert re.search(rf"Resuming from caffe_imagenet_train_iter_{stopped_at}\.solverstate", resumed)
+    assert status.is_finished(registry.get("transfer0B0A_1_1", "mini"), out)
