@@ -86,12 +86,15 @@ def test_lock_refusal_then_kill_9_and_resume(tmp_path, tiny_render):
         assert second.returncode == 2
         assert "is being trained already" in second.stderr and f"pid {first.pid}" in second.stderr
         assert status.lock_holder(folder).startswith(f"pid {first.pid}")
+        row = status.net_state(registry.get("half0B", "mini"), out)
+        assert row["state"] == "running" and 0 < row["iteration"] < 200 and row["eta"] > 0
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # the trainer and Caffe at once, as a crashed node would
         first.wait()
     wait_for(lambda: status.lock_holder(folder) is None, what="the kernel to drop the lock")
     killed_at = status.latest_snapshot(folder, "solverstate")[0]
     assert killed_at < 200 and not status.is_finished(registry.get("half0B", "mini"), out)
+    assert status.net_state(registry.get("half0B", "mini"), out)["state"] == "stopped"
 
     resumed = xfer("train", "half0B", "--suite", "mini", "--results", str(out), "--cpu")
     assert resumed.returncode == 0, resumed.stderr

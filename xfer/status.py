@@ -199,6 +199,32 @@ def log_progress(folder) -> dict:
     return info
 
 
+def parsed_progress(folder) -> dict:
+    """Progress from every log of the folder through the kit's log parser (xfer/caffelog.py): restarts merged,
+    the rate from the last intervals of the newest run. Falls back to the newest log's tail without it."""
+    try:
+        from .caffelog import parse_net_dir
+    except ImportError:
+        return log_progress(folder)
+    try:
+        netlog = parse_net_dir(folder)
+    except Exception:  # a parser problem must not hide the table; the tail reader still knows the basics
+        return log_progress(folder)
+    if not netlog.files:
+        return {}
+    info = {"iteration": netlog.last_iter or None, "test": {}, "test_iteration": None, "rate": None}
+    if netlog.tests:
+        last = max(int(series.iter[-1]) for series in netlog.tests.values() if len(series))
+        info["test_iteration"] = last
+        info["test"] = {name: float(series.value[-1]) for name, series in netlog.tests.items()
+                        if len(series) and int(series.iter[-1]) == last}
+    _, seconds = netlog.seconds_per_iter()
+    recent = seconds[-10:]
+    if len(recent) and float(recent.mean()) > 0:
+        info["rate"] = 1.0 / float(recent.mean())
+    return info
+
+
 def test_accuracy(test: dict):
     """The accuracy among a test's outputs: named `accuracy`, or output #0 as in the paper's logs."""
     if not test:
@@ -217,7 +243,7 @@ def net_state(net, results, queue=None) -> dict:
     if not folder.is_dir():
         return row
     status = read_status(folder)
-    progress = log_progress(folder)
+    progress = parsed_progress(folder)
     latest = latest_snapshot(folder)
     row["iteration"] = progress.get("iteration") or status.get("iteration") or (latest[0] if latest else None)
     row["accuracy"] = test_accuracy(progress.get("test") or status.get("test") or {})
