@@ -56,15 +56,27 @@ def test_parallel_writer_equals_convert_imageset(source, data_dir, tmp_path, bac
     entries = [(p, int(c)) for p, c in entries_of(data_dir)]
     options = dbwriter.Options(RESIZE)
     caffe = dbwriter.write_caffe(entries, source / "train", tmp_path / "caffe", backend, options, tmp_path)
-    # 8 chunks on 2 processes: every chunk boundary renumbers keys
+    # blocks of 7 lines on 2 processes: keys of each shard are renumbered into the whole list's
     parallel = dbwriter.write_parallel_db(entries, source / "train", tmp_path / "par", backend, options, 2, tmp_path,
-                                          map_size=1 << 24, cap=4, min_chunk=1)
+                                          map_size=1 << 24, block=7)
     ours, theirs = records(backend, tmp_path / "par"), records(backend, tmp_path / "caffe")
     assert len(ours) == 20 and ours == theirs
     assert ours[7][0] == b"00000007_" + entries[7][0].encode()
     assert parallel.mean_blob.SerializeToString() == caffe.mean_blob.SerializeToString()
     datum = dbformat.parse_datum(ours[0][1])
     assert (datum["channels"], datum["height"], datum["width"], datum["label"]) == (3, RESIZE, RESIZE, entries[0][1])
+
+
+def test_output_map_that_fills_up_grows_and_loses_nothing(source, data_dir, tmp_path):
+    entries = [(p, int(c)) for p, c in entries_of(data_dir)]
+    options = dbwriter.Options(128)  # 49 kB records: 20 of them overflow a 1 MB map several times
+    first = dbwriter.write_parallel_db(entries, source / "train", tmp_path / "a", "lmdb", options, 2, tmp_path,
+                                       map_size=1, block=7)
+    second = dbwriter.write_parallel_db(entries, source / "train", tmp_path / "b", "lmdb", options, 2, tmp_path,
+                                        map_size=1 << 30)
+    assert records("lmdb", tmp_path / "a") == records("lmdb", tmp_path / "b") and first.count == 20
+    assert first.mean_blob.SerializeToString() == second.mean_blob.SerializeToString()
+    assert (tmp_path / "b" / "data.mdb").stat().st_size < 2 * 20 * 49152 + (1 << 20)  # cut to what is used
 
 
 def test_parse_datum_agrees_with_protobuf(caffe):
@@ -105,7 +117,7 @@ def test_build_skip_rebuild_and_force(data_dir, capsys):
     # complete and built from the same list: skipped
     stamp = (folder / "db.json").stat().st_mtime_ns
     databases.build_databases(data_dir, None, ["whole_train"], resize=RESIZE)
-    assert (folder / "db.json").stat().st_mtime_ns == stamp and "whole_train is up to date" in capsys.readouterr().out
+    assert (folder / "db.json").stat().st_mtime_ns == stamp and "up to date: whole_train" in capsys.readouterr().out
     # a database left half way (no complete record) is rebuilt, not used
     (folder / "db.json").write_text(json.dumps(dict(json.loads((folder / "db.json").read_text()), complete=False)))
     databases.build_databases(data_dir, None, ["whole_train"], resize=RESIZE)

@@ -153,9 +153,9 @@ def probe_record_bytes(entries, root, options, sample=16) -> int:
 
 
 def temp_dir_for(need_bytes, fallback) -> Path:
-    """RAM-backed /dev/shm for the chunks when it has room, else beside the database."""
-    if SHM.is_dir() and shutil.disk_usage(SHM).free > 2 * need_bytes:
-        return SHM
+    """RAM-backed /dev/shm when it has room for need_bytes (twice over), else the fallback folder."""
+    if dbwriter.SHM.is_dir() and shutil.disk_usage(dbwriter.SHM).free > 2 * need_bytes:
+        return dbwriter.SHM
     Path(fallback).mkdir(parents=True, exist_ok=True)
     return Path(fallback)
 
@@ -172,7 +172,7 @@ def check_disk(data_dir, need_bytes, what) -> None:
 class Job:
     """One dataset to build: its list, order, image root and size estimate."""
 
-    def __init__(self, data_dir, dataset, images_root, backend, options, seed):
+    def __init__(self, data_dir, dataset, images_root, backend, options, seed, jobs):
         self.dataset, self.folder = dataset, Path(data_dir) / dataset
         self.list_path = self.folder / LIST_NAME
         self.entries = read_list(self.list_path)
@@ -181,7 +181,10 @@ class Job:
         self.order = database_order(len(self.entries), seed)
         self.ordered = [self.entries[i] for i in self.order]
         self.record_bytes = probe_record_bytes(self.ordered, self.root, options)
+        record_disk = dbformat.disk_per_record("lmdb", self.record_bytes)
+        self.tmp_dir, self.block = dbwriter.temp_and_block(len(self.entries), record_disk, jobs, self.folder)
         self.disk = len(self.entries) * dbformat.disk_per_record(backend, self.record_bytes)
+        self.temp_disk = dbwriter.temp_disk(self.tmp_dir, self.block, record_disk)
 
 
 def build_one(job, backend, options, writer, jobs, skip_bad, settings, mean=True) -> dict:
@@ -195,17 +198,17 @@ def build_one(job, backend, options, writer, jobs, skip_bad, settings, mean=True
         bad = bad_entries(job, missing, missing)
         raise bad_summary(job.dataset, bad, write_bad_report(folder, bad))
     write_text_atomic(folder / ORDER_NAME, "".join(f"{image} {label}\n" for image, label in job.ordered))
-    tmp_parent = temp_dir_for(dbwriter.MAX_CHUNK * job.record_bytes * (jobs + 2), folder)
     with tqdm(total=len(job.ordered), desc=job.dataset, unit="img", disable=None) as bar:
         if writer == "caffe":
-            tmp = Path(tempfile.mkdtemp(prefix="xfer-caffe-", dir=tmp_parent))
+            tmp = Path(tempfile.mkdtemp(prefix="xfer-caffe-", dir=folder))
             try:
                 result = dbwriter.write_caffe(job.ordered, job.root, partial, backend, options, tmp, mean, bar)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         else:
-            result = dbwriter.write_parallel_db(job.ordered, job.root, partial, backend, options, jobs, tmp_parent,
-                                                map_size=job.disk * 1.1 + (64 << 20), mean=mean, progress=bar)
+            result = dbwriter.write_parallel_db(job.ordered, job.root, partial, backend, options, jobs, job.tmp_dir,
+                                                map_size=job.disk * 1.1 + (64 << 20), mean=mean, progress=bar,
+                                                block=job.block)
     failed = result.failed_lines()
     bad = bad_entries(job, failed, missing)
     if bad:
@@ -259,15 +262,17 @@ def build_databases(data_dir=DATA_DIR, images_root=None, datasets=None, backend=
         folder = Path(data_dir) / name
         state = state_of(folder, md5_file(folder / LIST_NAME), settings)
         if state == "done":
-            print(f"xfer db: {name} is up to date")
             records.append(read_record(folder))
             continue
         if state == "different" and not force:
             raise XferError(f"{name}: a finished database built from another list or settings is there",
                             path=folder / RECORD_NAME, fix="pass --force to rebuild it")
-        todo.append(Job(data_dir, name, images_root, backend, options, shuffle_seed))
+        todo.append(Job(data_dir, name, images_root, backend, options, shuffle_seed, jobs))
+    if records:
+        print(f"xfer db: up to date: {', '.join(r['dataset'] for r in records)}")
     if todo:
-        check_disk(data_dir, sum(job.disk for job in todo), f"{len(todo)} database(s)")
+        need = sum(job.disk for job in todo) + max(job.temp_disk for job in todo)
+        check_disk(data_dir, need, f"{len(todo)} database(s)")
     for job in todo:
         records.append(build_one(job, backend, options, writer, jobs, skip_bad, settings, mean))
     return records

@@ -5,6 +5,7 @@
 - values: a serialized Datum (channels, height, width, data = CHW bytes in OpenCV's BGR order, label, encoded);
 - means: compute_image_mean sums every record's bytes into a float BlobProto in key order and divides by the count.
 """
+import os
 import shutil
 from pathlib import Path
 
@@ -92,6 +93,12 @@ class MeanAccumulator:
         np.add(self.sum, pixels, out=self.sum)
         self.count += 1
 
+    def snapshot(self):
+        return (None if self.sum is None else self.sum.copy(), self.shape, self.count)
+
+    def restore(self, saved) -> None:
+        self.sum, self.shape, self.count = saved
+
     def blob(self):
         """The mean as a BlobProto (num=1, channels, height, width, data), as compute_image_mean writes it."""
         return mean_blob(self.sum / np.float32(self.count), self.shape)
@@ -113,44 +120,74 @@ def read_mean(path) -> np.ndarray:
     return np.array(blob.data, dtype=np.float32).reshape(blob.channels, blob.height, blob.width)
 
 
+class MapGrown(Exception):
+    """The LMDB map was full and has been grown: the records since the last commit must be put again."""
+
+
 class LmdbWriter:
-    """Appends records in key order (MDB_APPEND) to a new LMDB; flushed once at the end, not per commit."""
+    """Appends records in key order (MDB_APPEND) to a new LMDB; synced once at the end, not at every commit.
+
+    The map is sized from an estimate (the data file is sparse while written, and cut to what is used at the end);
+    if it still fills up, it grows and put()/commit() raise MapGrown so the caller redoes the uncommitted records.
+    """
 
     def __init__(self, path, map_size):
         Path(path).mkdir(parents=True)
-        self.map_size = max(int(map_size), 1 << 24)
+        self.path, self.map_size, self.txn = Path(path), max(int(map_size), 1 << 20), None
         self.env = lmdb.open(str(path), map_size=self.map_size, writemap=True, sync=False, metasync=False,
                              meminit=False, max_dbs=0)
 
-    def put_sorted(self, items) -> None:
-        items = list(items)
-        while True:
+    def put(self, key, value) -> None:
+        if self.txn is None:
+            self.txn = self.env.begin(write=True)
+        try:
+            self.txn.put(key, value, append=True)
+        except lmdb.MapFullError:
+            self.txn.abort()
+            self.grow()
+
+    def commit(self) -> None:
+        if self.txn is not None:
+            txn, self.txn = self.txn, None
             try:
-                with self.env.begin(write=True) as txn:
-                    txn.cursor().putmulti(items, append=True)
-                return
-            except lmdb.MapFullError:  # the size estimate was short: grow and redo this batch
-                self.map_size *= 2
-                self.env.set_mapsize(self.map_size)
+                txn.commit()
+            except lmdb.MapFullError:
+                self.grow()
+
+    def grow(self):
+        self.txn = None
+        self.map_size *= 2
+        self.env.set_mapsize(self.map_size)
+        raise MapGrown()
 
     def close(self) -> None:
+        self.commit()
+        used = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
         self.env.sync(True)
         self.env.close()
+        os.truncate(self.path / "data.mdb", used)  # readers map what the meta page says; the tail was never used
 
 
 class LevelDBWriter:
-    """A new LevelDB with Caffe's options; one write batch per COMMIT_EVERY records."""
+    """A new LevelDB with Caffe's options; one write batch per commit."""
 
     def __init__(self, path, map_size=None):
         import plyvel
         self.db = plyvel.DB(str(path), create_if_missing=True, error_if_exists=True, **LEVELDB_OPTIONS)
+        self.batch = None
 
-    def put_sorted(self, items) -> None:
-        with self.db.write_batch() as batch:
-            for key, value in items:
-                batch.put(key, bytes(value))
+    def put(self, key, value) -> None:
+        if self.batch is None:
+            self.batch = self.db.write_batch()
+        self.batch.put(key, bytes(value))
+
+    def commit(self) -> None:
+        if self.batch is not None:
+            self.batch.write()
+            self.batch = None
 
     def close(self) -> None:
+        self.commit()
         self.db.close()
 
 

@@ -10,7 +10,6 @@ shuffle false and no new_height/new_width: it decodes exactly the pixels a datab
 Means are summed exactly (integers) from the decoded PNGs: equal to compute_image_mean's up to float rounding.
 """
 import datetime
-import io
 import json
 import os
 import time
@@ -23,7 +22,7 @@ from tqdm import tqdm
 
 from . import dbformat, dbwriter
 from .databases import (MEAN_NAME, SHARED_DIR, bad_summary, check_disk, database_order, image_root, part_of,
-                        read_record, state_of, temp_dir_for, write_bad_report, write_record)
+                        read_record, state_of, write_bad_report, write_record)
 from .errors import XferError
 from .listio import LIST_NAME, md5_file, read_list
 from .paths import write_bytes_atomic, write_text_atomic
@@ -44,16 +43,18 @@ class PngTreeSink:
     def __init__(self, folder):
         self.folder, self.made = Path(folder), set()
 
-    def put_sorted(self, items) -> None:
-        for key, value in items:
-            image = bytes(key).split(b"_", 1)[1].decode("utf-8")
-            target = self.folder / png_name(image)
-            if target.parent not in self.made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self.made.add(target.parent)
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_bytes(dbformat.parse_datum(value)["data"])
-            os.replace(tmp, target)
+    def put(self, key, value) -> None:
+        image = bytes(key).split(b"_", 1)[1].decode("utf-8")
+        target = self.folder / png_name(image)
+        if target.parent not in self.made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.made.add(target.parent)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(dbformat.parse_datum(value)["data"])
+        os.replace(tmp, target)
+
+    def commit(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -81,10 +82,10 @@ def make_tree_part(part, images, root, tree, options, jobs, progress) -> set:
     if not todo:
         return set()
     encoded = dbwriter.Options(options.resize, options.gray, encode="png")
-    need = dbwriter.MAX_CHUNK * options.resize ** 2 * 3 * (jobs + 2)
-    sink = PngTreeSink(tree / part)
-    result = dbwriter.write_parallel(todo, root, sink, encoded, jobs, temp_dir_for(need, tree), mean=False,
-                                     progress=progress)
+    record_disk = int(max(options.resize, 64) ** 2 * 3 * PNG_BYTES_PER_PIXEL)
+    tmp_dir, block = dbwriter.temp_and_block(len(todo), record_disk, jobs, tree)
+    result = dbwriter.write_parallel(todo, root, PngTreeSink(tree / part), encoded, jobs, tmp_dir, mean=False,
+                                     progress=progress, block=block)
     return {todo[i][0] for i in result.failed_lines()}
 
 
@@ -187,7 +188,8 @@ def finish_datasets(data_dir, tree, todo, lists, md5s, failed, settings, skip_ba
         write_text_atomic(folder / IMAGES_LIST, text)
         write_bytes_atomic(folder / MEAN_NAME, mean.SerializeToString())
         record = dict(settings, dataset=name, list=LIST_NAME, list_md5=md5s[name], entries=len(lists[name]),
-                      count=len(kept[name]), bad=len(bads[name]), output=IMAGES_LIST, root_folder=os.path.join(str(tree.resolve()), ""),
+                      count=len(kept[name]), bad=len(bads[name]), output=IMAGES_LIST,
+                      root_folder=os.path.join(str(tree.resolve()), ""),
                       mean=MEAN_NAME, seconds=round(time.time() - started, 1),
                       built=datetime.datetime.now().isoformat(timespec="seconds"), complete=True)
         write_record(folder, record)
