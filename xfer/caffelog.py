@@ -1,0 +1,294 @@
+"""Caffe training logs -> per-net arrays: train loss and lr by iteration, every test output, wall-clock time.
+
+Reads both the original repository's layout (`results/<net>/*.o<job>.gz`, 2014 logs: `I0418 20:41:08.074206 8087
+solver.cpp:123] Test score #0: 0.597`) and the kit's own (`results/<net>/<yymmdd_hhmmss>_<net>.log`, Caffe 1.0 with
+glog 0.6: `I20261125 19:16:03.289494 ... Test net output #0: accuracy = 0.108`), plain or gzip, several files per
+net. A restarted run repeats iterations: for an iteration seen twice the record with the latest time stamp wins
+(2014 stamps have no year: see caffelog_lines.resolve_times). Truncated or garbled lines are counted per file and
+reported, never fatal.
+
+    log = parse_net_dir("results/transfer0A0B_1_3")
+    log.tests["accuracy"].value, log.loss.iter, log.seconds_per_iter()
+    logs = parse_tree("results")                      # {net name: NetLog}, parsed in parallel, cached
+
+Parsed nets are cached under `xfer.paths.cache_dir()/caffelog`, keyed by each log file's name, size and mtime:
+a log that grows or is replaced is parsed again; the cache is never consulted for a file it does not describe.
+"""
+import concurrent.futures
+import dataclasses
+import fnmatch
+import multiprocessing
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import caffelog_cache
+from .caffelog_lines import LOSS, LR, year_hint_from
+from .caffelog_scan import scan_buffer
+
+LOG_GLOBS = ("*.log", "*.log.gz", "*.[eo][0-9]*", "*.[eo]*.gz")
+PARALLEL_BYTES = 4 << 20  # below this much compressed input a process pool costs more than it saves
+
+
+DIGEST_K = 10  # how many extreme values a series keeps at hand (the paper's measures use the best 10)
+
+
+class Series:
+    """One quantity by iteration (sorted, each iteration once: the latest record wins) as four arrays:
+    `iter` (int64), `value` (float64), `time` (float64 seconds since the epoch of the log's local clock) and
+    `run` (which run the record came from: file index * 2**20 + restart within the file).
+
+    A series read from the parse cache loads its arrays on first use; `len()`, `last_iter`, `lowest(k)` and
+    `highest(k)` (k <= 10) need no arrays at all.
+    """
+
+    def __init__(self, iter, value, time, run):
+        self._arrays = tuple(np.asarray(a, dt) for a, dt in zip((iter, value, time, run), FIELD_TYPES))
+        self._source = None
+        self.digest = make_digest(self._arrays[0], self._arrays[1])
+
+    @classmethod
+    def stored(cls, source, digest):
+        series = cls.__new__(cls)
+        series._arrays, series._source, series.digest = None, source, digest
+        return series
+
+    def _field(self, i):
+        if self._arrays is None:
+            self._arrays = self._source()
+        return self._arrays[i]
+
+    iter = property(lambda self: self._field(0))
+    value = property(lambda self: self._field(1))
+    time = property(lambda self: self._field(2))
+    run = property(lambda self: self._field(3))
+
+    def __len__(self):
+        return self.digest["len"]
+
+    @property
+    def last_iter(self):
+        return self.digest["last"]
+
+    def lowest(self, k=DIGEST_K):
+        """The k lowest values (NaN left out), ascending."""
+        return self.digest["low"][:k] if k <= DIGEST_K else np.sort(finite(self.value))[:k]
+
+    def highest(self, k=DIGEST_K):
+        """The k highest values (NaN left out), descending."""
+        return self.digest["high"][:k] if k <= DIGEST_K else np.sort(finite(self.value))[::-1][:k]
+
+    def __getstate__(self):
+        arrays = self._arrays if self._source is None else None  # a stored series travels as its reference
+        return {"arrays": arrays, "source": self._source, "digest": self.digest}
+
+    def __setstate__(self, state):
+        self._arrays, self._source, self.digest = state["arrays"], state["source"], state["digest"]
+
+    def __repr__(self):
+        return f"Series(len={len(self)}, last_iter={self.last_iter})"
+
+
+FIELD_TYPES = (np.int64, np.float64, np.float64, np.int64)
+
+
+def finite(values):
+    values = np.asarray(values, np.float64)
+    return values[~np.isnan(values)]
+
+
+def make_digest(iters, values) -> dict:
+    ok = finite(values)
+    k = min(DIGEST_K, len(ok))
+    low = np.sort(np.partition(ok, k - 1)[:k]) if k else ok[:0]
+    high = np.sort(np.partition(ok, len(ok) - k)[len(ok) - k:])[::-1] if k else ok[:0]
+    return {"len": len(iters), "last": int(iters[-1]) if len(iters) else None, "low": low, "high": high}
+
+
+@dataclass
+class LogFile:
+    path: str
+    size: int
+    mtime_ns: int
+    lines: int = 0
+    bad_lines: int = 0
+    bad_examples: list = field(default_factory=list)  # (line number, text) of the first few garbled lines
+    truncated: bool = False  # a gzip stream that ends early (the readable part is used)
+
+
+@dataclass
+class NetLog:
+    name: str
+    folder: str
+    files: list  # LogFile, in name order
+    loss: Series  # training loss at each displayed iteration
+    lr: Series  # learning rate at each displayed iteration
+    tests: dict  # output name ("accuracy", "loss", ...) -> Series, in the net's output order
+
+    @property
+    def lines(self) -> int:
+        return sum(f.lines for f in self.files)
+
+    @property
+    def bad_lines(self) -> int:
+        return sum(f.bad_lines for f in self.files)
+
+    @property
+    def last_iter(self) -> int:
+        ends = [s.last_iter for s in (self.loss, self.lr, *self.tests.values()) if len(s)]
+        return max(ends, default=0)
+
+    def with_series(self, **series) -> "NetLog":
+        return dataclasses.replace(self, **series)
+
+    def seconds_per_iter(self):
+        """(iteration, wall-clock seconds per iteration over the interval ending there), within one run only."""
+        s = self.loss
+        same_run = (s.run[1:] == s.run[:-1]) & (np.diff(s.iter) > 0) & (np.diff(s.time) >= 0)
+        rate = np.diff(s.time)[same_run] / np.diff(s.iter)[same_run]
+        return s.iter[1:][same_run], rate
+
+    def problems(self) -> list:
+        """Plain-words reasons this net's numbers are missing or doubtful (empty when all is well)."""
+        out = []
+        if not self.files:
+            out.append("no training logs in the folder")
+        elif not len(self.loss) and not self.tests:
+            out.append("logs hold no training iterations (the run crashed or has not started)")
+        elif not self.tests:
+            out.append(f"no test yet (trained to iteration {self.last_iter})")
+        for f in self.files:
+            if f.bad_lines:
+                first = f"; first at line {f.bad_examples[0][0]}: {f.bad_examples[0][1][:80]!r}" \
+                    if f.bad_examples else ""
+                out.append(f"{Path(f.path).name}: {f.bad_lines} garbled line(s) skipped{first}")
+            if f.truncated:
+                out.append(f"{Path(f.path).name}: gzip stream ends early (the readable part is used)")
+        return out
+
+
+def find_logs(folder) -> list:
+    """The log files of a net folder, in name order (the kit's and the paper's names start with a timestamp)."""
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    names = sorted(e.name for e in entries if e.is_file() and any(fnmatch.fnmatchcase(e.name, g) for g in LOG_GLOBS))
+    return [Path(folder) / name for name in names]
+
+
+def read_log(path):
+    """The text of a log, gunzipped when it is gzip (several members allowed); and whether the stream ends early."""
+    raw = Path(path).read_bytes()
+    if raw[:2] != b"\x1f\x8b":
+        return raw, False
+    parts, truncated = [], False
+    while raw:
+        stream = zlib.decompressobj(31)
+        try:
+            parts.append(stream.decompress(raw))
+        except zlib.error:
+            truncated = True
+            break
+        if not stream.eof:
+            truncated = True
+            break
+        raw = stream.unused_data if stream.unused_data[:2] == b"\x1f\x8b" else b""
+    return b"".join(parts), truncated
+
+
+def parse_file(path, stat=None) -> tuple:
+    """(LogFile, the records of scan_buffer) of one log file."""
+    stat = stat or os.stat(path)
+    buf, truncated = read_log(path)
+    scanned = scan_buffer(buf, year_hint_from(Path(path).name, stat.st_mtime))
+    info = LogFile(str(path), stat.st_size, stat.st_mtime_ns, scanned["lines"], scanned["bad"],
+                   scanned["bad_examples"], truncated)
+    return info, scanned
+
+
+def latest_per_iteration(iters, values, times, runs) -> Series:
+    """Sort by iteration; where an iteration repeats (a restart), keep the record with the latest time."""
+    order = np.lexsort((times, iters))
+    iters = iters[order]
+    last = np.ones(len(iters), bool)
+    last[:-1] = iters[1:] != iters[:-1]
+    pick = order[last]
+    return Series(iters[last], values[pick], times[pick], runs[pick])
+
+
+def merge(name, folder, parsed) -> NetLog:
+    """One NetLog from the parsed files of a net."""
+    def series(select):
+        parts = [(s["train_iter"][m], s["train_value"][m], s["train_time"][m],
+                  s["train_segment"][m].astype(np.int64) + (i << 20)) for i, s, m in select]
+        return latest_per_iteration(*(np.concatenate([p[k] for p in parts]) if parts else
+                                      np.zeros(0, dt) for k, dt in enumerate((np.int64, float, float, np.int64))))
+
+    scans = [s for _, s in parsed]
+    loss = series([(i, s, s["train_kind"] == LOSS) for i, s in enumerate(scans)])
+    lr = series([(i, s, s["train_kind"] == LR) for i, s in enumerate(scans)])
+    names = list(dict.fromkeys(n for s in scans for n in s["test_names"]))
+    tests = {}
+    for name_ in names:
+        parts = []
+        for i, s in enumerate(scans):
+            if name_ in s["test_names"]:
+                m = s["test_name"] == s["test_names"].index(name_)
+                parts.append((s["test_iter"][m], s["test_value"][m], s["test_time"][m],
+                              np.full(int(m.sum()), i << 20, np.int64)))
+        tests[name_] = latest_per_iteration(*(np.concatenate([p[k] for p in parts]) for k in range(4)))
+    return NetLog(name, str(folder), [info for info, _ in parsed], loss, lr, tests)
+
+
+def parse_net_dir(path, cache=True) -> NetLog:
+    """Every log of one net folder, merged (restarts: latest record wins). Cached by the logs' size and mtime."""
+    folder = Path(path)
+    logs = find_logs(folder)
+    key = caffelog_cache.key_of(logs)
+    if cache:
+        hit = caffelog_cache.load(folder, key)
+        if hit is not None:
+            return hit
+    netlog = merge(folder.name, folder, [parse_file(p) for p in logs])
+    if cache and logs:
+        netlog = caffelog_cache.store(folder, key, netlog)
+    return netlog
+
+
+def net_dirs(results_dir, nets=None) -> list:
+    """The net folders of a results tree (sorted), optionally only those matching names / fnmatch patterns."""
+    root = Path(results_dir)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if root.is_dir() else []
+    if nets:
+        folders = [p for p in folders if any(fnmatch.fnmatchcase(p.name, pat) for pat in nets)]
+    return folders
+
+
+def parse_tree(results_dir, nets=None, cache=True, workers=None) -> dict:
+    """{net name: NetLog} for every net folder of a results tree; cold nets are parsed on all cores."""
+    folders = net_dirs(results_dir, nets)
+    out, todo = {}, []
+    for folder in folders:
+        logs = find_logs(folder)
+        hit = caffelog_cache.load(folder, caffelog_cache.key_of(logs)) if cache else None
+        if hit is not None:
+            out[folder.name] = hit
+        else:
+            todo.append((sum(os.stat(p).st_size for p in logs), folder))
+    todo.sort(key=lambda t: -t[0])  # largest first: the pool finishes evenly
+    workers = workers or len(os.sched_getaffinity(0))
+    if workers > 1 and len(todo) > 1 and sum(size for size, _ in todo) >= PARALLEL_BYTES:
+        context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() \
+            else None
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
+            for netlog in pool.map(parse_net_dir, [f for _, f in todo], [cache] * len(todo)):
+                out[netlog.name] = netlog
+    else:
+        for _, folder in todo:
+            out[folder.name] = parse_net_dir(folder, cache)
+    return {folder.name: out[folder.name] for folder in folders}

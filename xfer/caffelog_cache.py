@@ -1,0 +1,88 @@
+"""The parse cache: one entry per net folder under `xfer.paths.cache_dir()/caffelog`, outside the repository.
+
+An entry is valid only for the exact list of log files it was made from, each with its size and mtime (and this
+parser's version): a log that grows, is replaced or is added makes the entry stale, and a stale entry is never used.
+Each entry has two files: `<id>.pkl`, the NetLog with its test series and a digest of the long train series (length,
+last iteration, 10 lowest / highest values: all `xfer summary` needs), and `<id>.npz`, the full train arrays, read
+only when someone asks for them (a plot of the training curve). Writes are atomic; a damaged or unreadable entry is
+treated as missing, and a cache dir that cannot be written costs speed, never results.
+"""
+import hashlib
+import os
+import pickle
+import secrets
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import paths
+
+PARSER_VERSION = 4  # bump when the parsed content changes: older entries are then ignored
+FIELDS = ("iter", "value", "time", "run")
+
+
+def entry_base(folder) -> Path:
+    digest = hashlib.sha1(os.path.abspath(folder).encode()).hexdigest()[:20]
+    return paths.cache_dir() / "caffelog" / digest
+
+
+def key_of(logs) -> tuple:
+    """What an entry must have been made from: this parser and each log's name, size and mtime."""
+    stats = []
+    for p in logs:
+        st = os.stat(p)
+        stats.append((Path(p).name, st.st_size, st.st_mtime_ns))
+    return (PARSER_VERSION, tuple(stats))
+
+
+class StoredArrays:
+    """A picklable reference to the train arrays of one entry; loading checks they belong to the same write."""
+
+    def __init__(self, path, prefix, token, folder):
+        self.path, self.prefix, self.token, self.folder = str(path), prefix, token, str(folder)
+
+    def __call__(self):
+        try:
+            with np.load(self.path) as data:
+                if str(data["token"]) == self.token:
+                    return tuple(data[f"{self.prefix}_{f}"] for f in FIELDS)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            pass
+        # The arrays were removed or rewritten since the entry was read: parse the logs again.
+        from .caffelog import parse_net_dir
+        series = getattr(parse_net_dir(self.folder, cache=False), self.prefix)
+        return tuple(getattr(series, f) for f in FIELDS)
+
+
+def load(folder, key):
+    """The cached NetLog of `folder` if the entry was made from exactly `key`, else None."""
+    base = entry_base(folder)
+    try:
+        with open(base.with_suffix(".pkl"), "rb") as handle:
+            stored = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, ImportError):
+        return None
+    if not isinstance(stored, dict) or stored.get("key") != key or stored.get("folder") != str(folder):
+        return None
+    return stored["netlog"]
+
+
+def store(folder, key, netlog):
+    """Write the entry; returns the NetLog whose train series now read their arrays from it (or `netlog`)."""
+    from .caffelog import Series  # the cache module is imported by caffelog, not the other way round at load time
+    base = entry_base(folder)
+    token = secrets.token_hex(8)
+    arrays = {f"{p}_{f}": getattr(getattr(netlog, p), f) for p in ("loss", "lr") for f in FIELDS}
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        with paths.atomic_path(base.with_suffix(".npz"), suffix=".npz") as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, token=np.array(token), **arrays)
+        light = netlog.with_series(**{p: Series.stored(StoredArrays(base.with_suffix(".npz"), p, token, folder),
+                                                      getattr(netlog, p).digest) for p in ("loss", "lr")})
+        paths.write_bytes_atomic(base.with_suffix(".pkl"),
+                                 pickle.dumps({"key": key, "folder": str(folder), "netlog": light}, protocol=5))
+    except OSError:
+        return netlog
+    return light
