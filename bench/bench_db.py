@@ -82,15 +82,15 @@ def timed(fn):
     return time.perf_counter() - wall, cpu_seconds() - cpu, value
 
 
-def run_tool(args, log):
-    env = dict(os.environ, **dbwriter.TOOL_ENV)
+def run_tool(args, log, extra_env=None):
+    env = dict(os.environ, **dbwriter.TOOL_ENV, **(extra_env or {}))
     with open(log, "wb") as out:
         subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env=env, check=True)
 
 
-def convert_imageset(root, list_path, out, resize):
+def convert_imageset(root, list_path, out, resize, extra_env=None):
     run_tool([tool("convert_imageset"), *dbwriter.Options(resize).flags("lmdb"), dbwriter.root_arg(root),
-              str(list_path), str(out)], str(out) + ".log")
+              str(list_path), str(out)], str(out) + ".log", extra_env)
 
 
 def compute_image_mean(db, out):
@@ -134,12 +134,16 @@ def bench_writers(work, root, entries, args, shm):
             best[name] = (wall, cpu)
 
     for r in range(args.rounds):
-        for d in ("caffe", "par", "par_mean"):
+        for d in ("caffe", "caffe_malloc", "par", "par_mean"):
             dbformat.remove_db(work / d)
         print(f"round {r + 1}: load average {load()}")
         wall, cpu, _ = timed(lambda: convert_imageset(root, list_path, work / "caffe", args.resize))
         print(row("convert_imageset (1 process)", n, wall, cpu))
         keep("caffe", wall, cpu)
+        wall, cpu, _ = timed(lambda: convert_imageset(root, list_path, work / "caffe_malloc", args.resize,
+                                                      dbwriter.MALLOC_ENV))
+        print(row("convert_imageset (1 process, the writer's malloc)", n, wall, cpu, best["caffe"][0]))
+        keep("caffe_malloc", wall, cpu)
         wall, cpu, _ = timed(lambda: dbwriter.write_parallel_db(entries, root, work / "par", "lmdb", options,
                                                                 args.jobs, shm, n * 210000, mean=False))
         print(row(f"parallel writer ({args.jobs} convert_imageset)", n, wall, cpu, best["caffe"][0]))
@@ -152,7 +156,7 @@ def bench_writers(work, root, entries, args, shm):
         caffe_total = best["caffe"][0] + best["mean"][0]
         print(row("convert_imageset + compute_image_mean", n, caffe_total, best["caffe"][1] + best["mean"][1]))
         print(row("parallel writer with the mean", n, wall, cpu, caffe_total))
-    same = same_records(work / "caffe", work / "par") and same_records(work / "caffe", work / "par_mean")
+    same = all(same_records(work / "caffe", work / d) for d in ("caffe_malloc", "par", "par_mean"))
     same_mean = (work / "caffe_mean.binaryproto").read_bytes() == result.mean_blob.SerializeToString()
     print(f"  identical records (keys + Datum bytes): {'yes' if same else 'NO'};  "
           f"identical mean file bytes: {'yes' if same_mean else 'NO'}")
@@ -160,12 +164,13 @@ def bench_writers(work, root, entries, args, shm):
 
 
 def bench_ceiling(work, root, entries, args, shm):
-    """One convert_imageset writing into RAM: decode + resize + serialize on one core, no disk."""
+    """One convert_imageset (with the writer's malloc settings) into RAM: decode + resize + serialize, no disk."""
     sample = entries[: max(200, len(entries) // 4)]
     sub = Path(tempfile.mkdtemp(prefix="xfer-bench-", dir=shm))
     try:
         dbwriter.write_list_file(sub / "list.txt", sample)
-        wall, cpu, _ = timed(lambda: convert_imageset(root, sub / "list.txt", sub / "db", args.resize))
+        wall, cpu, _ = timed(lambda: convert_imageset(root, sub / "list.txt", sub / "db", args.resize,
+                                                      dbwriter.MALLOC_ENV))
     finally:
         shutil.rmtree(sub)
     return len(sample) / wall
@@ -226,6 +231,7 @@ def main(argv=None) -> int:
         n = len(entries)
         print(f"best of {args.rounds} rounds:")
         print(row("convert_imageset (1 process)", n, *best["caffe"]))
+        print(row("convert_imageset (1 process, the writer's malloc)", n, *best["caffe_malloc"], best["caffe"][0]))
         print(row(f"parallel writer ({args.jobs} jobs)", n, *best["par"], best["caffe"][0]))
         caffe_mean = (best["caffe"][0] + best["mean"][0], best["caffe"][1] + best["mean"][1])
         print(row("convert_imageset + compute_image_mean", n, *caffe_mean))

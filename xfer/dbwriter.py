@@ -236,6 +236,9 @@ def start_blocks(blocks, entries, root, options, jobs, work, runner, ready, aliv
             shards = [Shard(runner, entries[start + s:stop:n_shards], root, options, work / f"block{b:05d}_{s}")
                       for s in range(n_shards)]
             ready.put((start, stop, shards))
+            if stop_event.is_set():
+                runner.kill_all()
+                return
             for shard in shards:
                 shard.proc.wait()
     except BaseException as exc:  # handed to the merging thread, which raises it
@@ -279,6 +282,15 @@ def merge_block(entries, start, stop, shards, sink, written, accumulate, progres
             i = checkpoint
 
 
+def remove_tree(path) -> None:
+    """Remove a temporary folder; once more after a moment if a dying process was still writing into it."""
+    for _ in range(3):
+        shutil.rmtree(path, ignore_errors=True)
+        if not Path(path).exists():
+            return
+        time.sleep(0.2)
+
+
 def write_parallel(entries, root, sink, options, jobs, tmp_dir, mean=True, progress=None, block=None) -> Result:
     """Convert `entries` (in database order) with `jobs` convert_imageset processes at a time; merge into `sink`.
 
@@ -308,12 +320,14 @@ def write_parallel(entries, root, sink, options, jobs, tmp_dir, mean=True, progr
             alive.release()
     except BaseException:
         stop_event.set()
-        alive.release()
+        alive.release(len(blocks) + 2)  # the producer must not wait for a slot again
         runner.kill_all()
+        producer.join(timeout=60)
+        runner.kill_all()  # any shard it started meanwhile
         raise
     finally:
         producer.join(timeout=60)
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
     blob = accumulate.blob() if accumulate is not None and accumulate.count else None
     return Result(written, blob)
 
