@@ -30,39 +30,40 @@ def caffe_tool():
 
 
 # ---- A tiny mini-suite results tree that real Caffe trains in seconds (training, runner and SLURM tests) ----------
-# Real LMDBs of Datum records (the format convert_imageset writes) and a real mean.binaryproto, rendered by
-# xfer.render with a schedule of a few iterations; each test gets its own results folder.
-TINY_DATASETS = {"whole_train": 10, "whole_valid": 10, "half0A_train": 5, "half0A_valid": 5, "half0B_train": 5, "half0B_valid": 5}
+# Grey 28x28 PNGs in class folders -> files.txt per dataset -> `xfer db` (xfer.databases: real LMDBs and means),
+# then xfer.render with a schedule of a few iterations; each test renders into its own results folder.
+TINY_DATASETS = {"whole_train": 10, "whole_valid": 10, "half0A_train": 5, "half0A_valid": 5, "half0B_train": 5,
+                 "half0B_valid": 5}
+TINY_IMAGES_PER_CLASS = 8
 TINY_OVERRIDES = dict(base_lr=0.001, max_iter=24, snapshot=8, test_interval=12, test_iter=2, display=4, stepsize=1000,
                       train_batch=8, val_batch=10)
 
 
-def write_tiny_lmdb(path, n_images, n_classes, seed, caffe_pb2):
-    """Grey 28x28 images near the mean whose brightness depends on the class, as Datum records keyed like convert_imageset's."""
-    import lmdb
+def write_tiny_images(root):
+    """Images near the mean whose brightness depends on the class, under root/train and root/val."""
     import numpy as np
-    rng = np.random.RandomState(seed)
-    path.mkdir(parents=True)
-    with lmdb.open(str(path), map_size=1 << 26) as env, env.begin(write=True) as txn:
-        for i in range(n_images):
-            label = i % n_classes
-            pixels = rng.randint(88, 104, (1, 28, 28)).astype(np.uint8) + np.uint8(3 * label)
-            datum = caffe_pb2.Datum(channels=1, height=28, width=28, data=pixels.tobytes(), label=label)
-            txn.put(f"{i:08d}_img{i}.png".encode(), datum.SerializeToString())
+    from PIL import Image
+    rng = np.random.RandomState(0)
+    for part in ("train", "val"):
+        for label in range(10):
+            (root / part / f"c{label}").mkdir(parents=True)
+            for i in range(TINY_IMAGES_PER_CLASS):
+                pixels = rng.randint(88, 104, (28, 28)).astype(np.uint8) + np.uint8(3 * label)
+                Image.fromarray(pixels).save(root / part / f"c{label}" / f"i{i}.png")
 
 
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory, caffe):
-    """A data dir with the datasets half0A/half0B nets read, 40 images each, and whole_train's mean."""
-    import numpy as np
-    pb2 = caffe.proto.caffe_pb2
+    """A data dir holding the datasets the half0A/half0B/whole mini nets read, built by `xfer db`'s code."""
+    from xfer import databases
     root = tmp_path_factory.mktemp("tiny-data")
-    for seed, (name, classes) in enumerate(TINY_DATASETS.items()):
-        write_tiny_lmdb(root / name / "lmdb", 40, classes, seed, pb2)
-    mean = pb2.BlobProto(num=1, channels=1, height=28, width=28)
-    mean.data.extend(np.full(28 * 28, 100.0, dtype=np.float32))
-    (root / "whole_train" / "mean.binaryproto").write_bytes(mean.SerializeToString())
-    return root
+    write_tiny_images(root / "images")
+    for name, classes in TINY_DATASETS.items():
+        (root / "data" / name).mkdir(parents=True)
+        lines = [f"c{label}/i{i}.png {label}\n" for label in range(classes) for i in range(TINY_IMAGES_PER_CLASS)]
+        (root / "data" / name / "files.txt").write_text("".join(lines))
+    databases.build_databases(root / "data", root / "images", backend="lmdb", resize=28, gray=True, jobs=1)
+    return root / "data"
 
 
 @pytest.fixture(scope="session")

@@ -81,23 +81,23 @@ def test_local_run_trains_the_graph_and_reruns_skip_it(tmp_path, tiny_render):
 
 
 def test_interrupted_run_continues_where_it_stopped(tmp_path, tiny_render):
-    out = tiny_render(tmp_path / "results", ["half0B", "transfer0B0A_1_1"], max_iter=120, snapshot=50,
-                      test_interval=100)
+    out = tiny_render(tmp_path / "results", ["half0B"], max_iter=240, snapshot=50, test_interval=100)
+    tiny_render(out, ["transfer0B0A_1_1"])  # the usual few iterations; it starts from half0B's iteration 240
     common = ["--suite", "mini", "--results", str(out), "--cpu"]
     first = subprocess.Popen([sys.executable, "-m", "xfer.cli", "run", *common, "transfer0B0A_1_1"],
                              stdout=subprocess.PIPE, text=True, start_new_session=True)
     folder = out / "half0B"
     deadline = time.monotonic() + 60
-    while (status.read_status(folder).get("iteration") or 0) < 60:
-        assert time.monotonic() < deadline, "half0B did not reach iteration 60"
-        time.sleep(0.05)
+    while not status.snapshots(folder, "solverstate"):
+        assert time.monotonic() < deadline, "half0B did not reach its first snapshot (iteration 50)"
+        time.sleep(0.02)
     os.killpg(first.pid, signal.SIGINT)  # Ctrl-C in the terminal: the runner, its trainer and Caffe
     first.communicate(timeout=60)
     assert first.returncode == 130
     assert status.lock_holder(folder) is None
     assert status.read_status(folder)["state"] == "stopped"
     stopped_at = status.latest_snapshot(folder, "solverstate")[0]
-    assert 50 <= stopped_at < 120  # Caffe snapshotted when it was told to stop
+    assert 50 <= stopped_at < 240  # Caffe snapshotted when it was told to stop
 
     again = xfer("run", *common, "transfer0B0A_1_1")
     assert again.returncode == 0, again.stdout + again.stderr
