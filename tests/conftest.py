@@ -71,8 +71,9 @@ def tiny_render(tiny_data_dir):
     """render(out, names, **overrides) -> out, holding those mini nets rendered with the tiny schedule."""
     from xfer import registry, render
 
-    def make(out, names, **overrides):
+    def make(out, names, force=False, **overrides):
         nets = [registry.get(name, "mini") for name in names]
-        render.render(nets, out, tiny_data_dir, backend="lmdb", overrides=dict(TINY_OVERRIDES, **overrides))
+        render.render(nets, out, tiny_data_dir, backend="lmdb", overrides=dict(TINY_OVERRIDES, **overrides),
+                      force=force)
         return out
     return make
