@@ -201,7 +201,11 @@ def compare_layer(name, got, want) -> dict:
 def reference_for(net, folder, manifest, layer) -> Path:
     """The file a frozen layer must still equal: the base for copied layers, the init file for random-frozen ones."""
     if net.policy[registry.LAYERS.index(layer)] == registry.RANDOM_FROZEN:
-        return Path(manifest.get("init") or Path(folder) / INIT_FILE)
+        init = Path(manifest.get("init") or Path(folder) / INIT_FILE)
+        if not init.is_file():
+            raise XferError(f"{layer} of {net.name} is frozen at its random init, but the init file is gone",
+                            path=init, fix="a nolearn net must start from `xfer surgery`'s init file; train it again")
+        return init
     return Path(manifest.get("base") or default_base(net, folder))
 
 
