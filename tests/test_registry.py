@@ -135,6 +135,7 @@ def test_mini_suite_is_a_scaled_caffenet():
     # test_iter covers each val set once: 5000 images in a 5-class half, 10000 in the whole set
     assert net.schedule.test_iter * arch.val_batch == 5000
     assert r.get("netbase", "mini").schedule.test_iter * arch.val_batch == 10000
+    assert r.get("transfernatmanAB_1_3", "mini").schedule.test_iter * arch.val_batch == 4000  # footwear and bags
 
 
 def test_preserve_variants_are_plain_registry_entries():

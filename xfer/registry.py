@@ -61,8 +61,9 @@ PAPER_REDUCED_SCHEDULE = dataclasses.replace(PAPER_SCHEDULE, base_lr=0.0125, ste
 MINI_SCHEDULE = Schedule(base_lr=0.01, lr_policy="step", gamma=0.1, stepsize=500, max_iter=750,
                          momentum=0.9, weight_decay=0.0005, test_iter=100, test_interval=250, display=50,
                          snapshot=750, snapshot_prefix="caffe_imagenet_train", solver_mode="CPU")
-# Images in each mini val set (Fashion-MNIST's 10000 test images, 1000 per class): halves hold 5 classes.
-MINI_VAL_IMAGES = {"whole_valid": 10000, "half": 5000}
+# Images in each mini val set (Fashion-MNIST's 10000 test images, 1000 per class): random halves hold 5 classes,
+# the natman analogue splits clothing (A, 6 classes) from footwear and bags (B, 4 classes).
+MINI_VAL_IMAGES = {"whole_valid": 10000, "halfnatmanA_valid": 6000, "halfnatmanB_valid": 4000, "half": 5000}
 
 # Images per class kept by the reduced-NNNN nets; the last level is the whole set.
 REDUCED_LEVELS = {
