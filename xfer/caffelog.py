@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import caffelog_cache
-from .caffelog_lines import LOSS, LR, year_hint_from
+from .caffelog_lines import year_hint_from
 from .caffelog_scan import scan_buffer
 
 LOG_GLOBS = ("*.log", "*.log.gz", "*.[eo][0-9]*", "*.[eo]*.gz")
@@ -212,6 +212,8 @@ def parse_file(path, stat=None) -> tuple:
 
 def latest_per_iteration(iters, values, times, runs) -> Series:
     """Sort by iteration; where an iteration repeats (a restart), keep the record with the latest time."""
+    if len(iters) < 2 or bool((iters[1:] > iters[:-1]).all()):  # the usual case: one run, nothing repeated
+        return Series(iters, values, times, runs)
     order = np.lexsort((times, iters))
     iters = iters[order]
     last = np.ones(len(iters), bool)
@@ -221,27 +223,20 @@ def latest_per_iteration(iters, values, times, runs) -> Series:
 
 
 def merge(name, folder, parsed) -> NetLog:
-    """One NetLog from the parsed files of a net."""
-    def series(select):
-        parts = [(s["train_iter"][m], s["train_value"][m], s["train_time"][m],
-                  s["train_segment"][m].astype(np.int64) + (i << 20)) for i, s, m in select]
-        return latest_per_iteration(*(np.concatenate([p[k] for p in parts]) if parts else
-                                      np.zeros(0, dt) for k, dt in enumerate((np.int64, float, float, np.int64))))
-
-    scans = [s for _, s in parsed]
-    loss = series([(i, s, s["train_kind"] == LOSS) for i, s in enumerate(scans)])
-    lr = series([(i, s, s["train_kind"] == LR) for i, s in enumerate(scans)])
-    names = list(dict.fromkeys(n for s in scans for n in s["test_names"]))
-    tests = {}
-    for name_ in names:
+    """One NetLog from the parsed files of a net: each quantity's records of all files, the latest per iteration."""
+    def combine(key):
         parts = []
-        for i, s in enumerate(scans):
-            if name_ in s["test_names"]:
-                m = s["test_name"] == s["test_names"].index(name_)
-                parts.append((s["test_iter"][m], s["test_value"][m], s["test_time"][m],
-                              np.full(int(m.sum()), i << 20, np.int64)))
-        tests[name_] = latest_per_iteration(*(np.concatenate([p[k] for p in parts]) for k in range(4)))
-    return NetLog(name, str(folder), [info for info, _ in parsed], loss, lr, tests)
+        for i, (_, scanned) in enumerate(parsed):
+            if key in scanned["series"]:
+                it, v, t, segment = scanned["series"][key]
+                parts.append((it, v, t, segment + (i << 20)))
+        if not parts:
+            return Series(*(np.zeros(0, dt) for dt in FIELD_TYPES))
+        return latest_per_iteration(*(np.concatenate([p[k] for p in parts]) for k in range(4)))
+
+    names = list(dict.fromkeys(n for _, s in parsed for n in s["test_names"]))
+    tests = {n: combine(("test", n)) for n in names}
+    return NetLog(name, str(folder), [info for info, _ in parsed], combine("loss"), combine("lr"), tests)
 
 
 def parse_net_dir(path, cache=True) -> NetLog:

@@ -35,12 +35,10 @@ def read_float(text: bytes):
 
 
 def header_fields(match):
-    """(year or 0, month, day, seconds of the day) from a HEADER match."""
-    date = match[2]
-    year, month, day = (int(date[:4]), int(date[4:6]), int(date[6:])) if len(date) == 8 else \
-        (0, int(date[:2]), int(date[2:]))
+    """(date as yyyymmdd, yyyy 0 when the stamp has no year; seconds of the day) from a HEADER match."""
+    date = int(match[2])
     sod = int(match[3]) * 3600 + int(match[4]) * 60 + int(match[5]) + int(match[6]) / 1e6
-    return year, month, day, sod
+    return date, sod
 
 
 def scan_lines(buf: bytes, numbers, starts, ends, unterminated):
@@ -84,8 +82,8 @@ def classify(message):
 
 
 def stamp_ok(stamp) -> bool:
-    year, month, day, sod = stamp
-    return 1 <= month <= 12 and 1 <= day <= 31 and sod < 86401
+    date, sod = stamp
+    return 1 <= date // 100 % 100 <= 12 and 1 <= date % 100 <= 31 and sod < 86401
 
 
 def year_hint_from(name: str, mtime: float):
@@ -100,27 +98,32 @@ def year_hint_from(name: str, mtime: float):
     return ("end", t.tm_year, (t.tm_mon * 32 + t.tm_mday) * 86400.0 + t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec)
 
 
-def resolve_times(year, month, day, sod, hint):
-    """Seconds since the epoch (of the log's local clock) for records in file order.
+def resolve_times(date, sod, hint):
+    """Seconds since the epoch (of the log's local clock) for records in file order; `date` is yyyymmdd.
 
-    2014 stamps have no year: it starts from `hint` and steps forward where the clock jumps back by more than half
-    a year (Dec 31 -> Jan 1), back where it jumps forward by that much (a concatenated log of an earlier year).
+    2014 stamps have no year (yyyy = 0): it starts from `hint` and steps forward where the clock jumps back by more
+    than half a year (Dec 31 -> Jan 1), back where it jumps forward by that much (a concatenated older log). Dates
+    change rarely, so the calendar is worked out once per change of date.
     """
-    if len(year) == 0:
+    date, sod = np.asarray(date, np.int64), np.asarray(sod, np.float64)
+    if not len(date):
         return np.zeros(0)
-    year = np.asarray(year, np.int64)
-    month, day, sod = np.asarray(month, np.int64), np.asarray(day, np.int64), np.asarray(sod, np.float64)
+    change = np.ones(len(date), bool)
+    change[1:] = date[1:] != date[:-1]
+    first = np.flatnonzero(change)
+    codes = date[first]
+    year, month, day = codes // 10000, codes // 100 % 100, codes % 100
     if not (year > 0).all():
-        key = (month * 32 + day) * 86400.0 + sod
+        key = (month * 32 + day) * 86400.0 + sod[first]
         step = np.diff(key)
         wraps = np.concatenate(([0], np.cumsum((step < -HALF_YEAR).astype(np.int64) - (step > HALF_YEAR))))
         mode, hint_year, hint_key = hint
         if mode == "start":
-            first = hint_year if key[0] >= hint_key - 2 * 86400 else hint_year + 1
+            start = hint_year if key[0] >= hint_key - 2 * 86400 else hint_year + 1
         else:
-            final = hint_year if key[-1] <= hint_key + 86400 else hint_year - 1
-            first = final - wraps[-1]
-        year = np.where(year > 0, year, first + wraps)
+            end = hint_year if key[-1] <= hint_key + 86400 else hint_year - 1
+            start = end - wraps[-1]
+        year = np.where(year > 0, year, start + wraps)
     months = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
     days = months.astype("datetime64[D]").astype(np.int64) + day - 1
-    return days * 86400.0 + sod
+    return days[np.cumsum(change) - 1] * 86400.0 + sod

@@ -18,15 +18,16 @@ CHUNK = 1 << 20  # bytes compared per step: temporaries stay in cache
 EDGE = 64  # '=' / 'T' this close to either end of the buffer go to the per-line path (no bounds checks needed)
 MSG_BEFORE, MSG_WIDTH = 40, 64  # the bytes read around each '=': from `] Iteration 1234567, loss =` to the value
 HEAD_WIDTH = 32  # the bytes read at each line start: the glog stamp
+MAX_HEADER = 80  # glog's `LYYYYMMDD HH:MM:SS.uuuuuu TID file:line]` is shorter; two lines run together are longer
 W_LR, W_LOSS = word(b", lr ="), word(b", loss =")
 W_ITER, W_N_SPACE, W_BRACKET = word(b"Iteratio"), word(b"n "), word(b"] ")
 W_TEST_SCORE, W_RE_HASH, W_TESTING, W_NET_NL = word(b"Test sco"), word(b"re #"), word(b"Testing "), word(b"net\n")
 M2, M3, M4, M6 = (np.uint64((1 << (8 * k)) - 1) for k in (2, 3, 4, 6))
-COLUMNS = ("line", "kind", "iter", "value", "year", "month", "day", "sod", "name")
+COLUMNS = ("line", "kind", "iter", "value", "date", "sod", "name")  # date: yyyymmdd (yyyy 0 in 2014 logs)
 
 
 def split_lines(a):
-    """Newline positions, and the positions and line numbers of every '=' and of every 'T'."""
+    """Newline positions, and the positions and line numbers of every '=' and of every 'T' (tests)."""
     found, hit, other = [], np.empty(CHUNK, bool), np.empty(CHUNK, bool)
     for i in range(0, len(a), CHUNK):
         part = a[i:i + CHUNK]
@@ -69,44 +70,93 @@ def iteration_before(word_at, last_digit):
     return np.where(ok, iters, -1), first - 12
 
 
-def value_length(win, offset):
-    """Bytes from `offset` to the end of the line (a newline or CR), up to 16; 99 where it is longer."""
-    a, b = win.word(offset), win.word(offset + 8)
-    stop_a = equal_bytes(a, NL) | equal_bytes(a, CR)
-    stop_b = equal_bytes(b, NL) | equal_bytes(b, CR)
-    lowest = byte_index(stop_a & (~stop_a + np.uint64(1)))
-    lowest_b = byte_index(stop_b & (~stop_b + np.uint64(1)))
-    return np.where(stop_a != 0, lowest, np.where(stop_b != 0, 8 + lowest_b, 99))
-
-
-def scan_train(buf, q):
-    """`] Iteration N, lr = X` and `] Iteration N, loss = X` around each '=' at q: kind, N, X, ']' position, ok."""
-    win = Window(buf, q - MSG_BEFORE, MSG_WIDTH)
+def decode_values(win, buf, q, rows, length):
+    """The numbers after `= ` on the given rows (`length` bytes each), and which of them are numbers."""
     eq = MSG_BEFORE
+    words, lengths = win.word(eq + 2)[rows], length[rows]
+    values, ok = parse_decimals(words, win.byte(eq + 10)[rows], lengths)
+    other = np.flatnonzero(~ok)  # nan, `1e-05`, signs: read by Python, once per distinct text
+    values[other], ok[other] = read_other(buf, words[other], q[rows][other] + 2, q[rows][other] + 2 + lengths[other])
+    return values, ok
+
+
+def decode_repeated(win, buf, q, rows, length):
+    """Like decode_values for numbers that mostly repeat the one before (the learning rate): decoded per change."""
+    keys = win.word(MSG_BEFORE + 2)[rows] & low_mask(length[rows])
+    change = np.ones(len(rows), bool)
+    change[1:] = (keys[1:] != keys[:-1]) | (length[rows][1:] != length[rows][:-1])
+    values, ok = decode_values(win, buf, q, rows[change], length)
+    group = np.cumsum(change) - 1
+    return values[group], ok[group]
+
+
+def scan_train(buf, q, q_line, starts, ends):
+    """The records of `] Iteration N, lr = X` / `] Iteration N, loss = X` around each '=' at q (all fields + ok).
+
+    2014 Caffe prints `Iteration N, lr = X` on the line just before `Iteration N, loss = X`. Where the bytes of N
+    match, the lr line takes N and the time stamp of its loss line, so only the loss line is decoded in full.
+    """
+    win = Window(buf, q - MSG_BEFORE, MSG_WIDTH)
+    eq, n = MSG_BEFORE, len(q)
     is_lr = (win.word(eq - 5) & M6) == W_LR
     is_loss = win.word(eq - 7) == W_LOSS
-    iters, bracket = iteration_before(win.words_at, np.where(is_lr, eq - 6, eq - 8))
-    ok = (is_lr | is_loss) & (iters >= 0) & (win.byte(eq + 1) == SPACE)
-    length = value_length(win, eq + 2)
-    values, exact = parse_decimals(win.word(eq + 2), win.byte(eq + 10), length)
-    other = np.flatnonzero(ok & ~exact)  # nan, `1e-05`, signs: read by Python, once per distinct text
-    values[other], ok[other] = read_other(buf, win.word(eq + 2)[other], q[other] + 2, q[other] + 2 + length[other])
-    return np.where(is_lr, LR, LOSS), iters, values, bracket + q - MSG_BEFORE, ok
+    paired = np.zeros(n, bool)
+    if n > 1:
+        paired[:-1] = (is_lr[:-1] & is_loss[1:] & (q_line[1:] == q_line[:-1] + 1)
+                       & (win.word(eq - 13)[:-1] == win.word(eq - 15)[1:]))
+    own = np.flatnonzero(~paired)
+    partner = np.flatnonzero(paired)
+    iters, bracket = np.full(n, -1, np.int64), np.zeros(n, np.int64)
+    iters[own], bracket[own] = iteration_before(lambda off: win.words_at(off, own),
+                                                np.where(is_lr[own], eq - 6, eq - 8))
+    iters[partner] = iters[partner + 1]
+    ok = (is_lr | is_loss) & (win.byte(eq + 1) == SPACE) & (iters >= 0)
+    end = ends[q_line]
+    end = end - (np.frombuffer(buf, np.uint8)[end - 1] == CR)
+    length = end - q - 2
+    values = np.full(n, np.nan)
+    for rows, decode in ((np.flatnonzero(is_loss), decode_values), (np.flatnonzero(is_lr), decode_repeated)):
+        values[rows], value_ok = decode(win, buf, q, rows, length)
+        ok[rows] &= value_ok
+    rec = {"line": q_line, "kind": np.where(is_lr, LR, LOSS).astype(np.int8), "iter": iters, "value": values,
+           "name": np.zeros(n, np.int16)}
+    stamped = own[ok[own]]
+    rec.update(stamp_fields(buf, starts[q_line[stamped]], bracket[stamped] + q[stamped] - eq, stamped, n, ok))
+    for k in ("date", "sod"):
+        rec[k][partner] = rec[k][partner + 1]
+    ok[partner] &= ok[partner + 1]
+    return rec, ok
 
 
-def scan_tests(buf, t, t_end):
-    """`] Test score #K: X` (K, X) and `] Iteration N, Testing net` (N) at each 'T' position t (2014 logs)."""
+def stamp_fields(buf, line_start, bracket, rows, n, ok):
+    """date/sod arrays of n records, filled at `rows` from their glog stamps; bad stamps clear `ok`."""
+    date, sod, stamp_ok = parse_stamps(Window(buf, line_start, HEAD_WIDTH))
+    ok[rows] &= stamp_ok & (bracket > line_start + 20) & (bracket < line_start + MAX_HEADER)
+    out = {"date": np.zeros(n, np.int64), "sod": np.zeros(n)}
+    out["date"][rows], out["sod"][rows] = date, sod
+    return out
+
+
+def scan_tests(buf, t, t_line, starts, ends):
+    """Records of `] Test score #K: X` (K, X) and `] Iteration N, Testing net` (N) at each 'T' position t."""
     size = len(buf)
     words, a = words_view(buf), np.frombuffer(buf, np.uint8)
     at = words.__getitem__
     is_score = (at(t) == W_TEST_SCORE) & ((at(t + 8) & M4) == W_RE_HASH) & ((at(t + 13) & M2) == word(b": "))
     index = a[t + 12].astype(np.int64) - 48
-    scores, exact = parse_decimals(at(t + 15), a[np.minimum(t + 23, size - 1)], t_end - t - 15)
+    scores, exact = parse_decimals(at(t + 15), a[np.minimum(t + 23, size - 1)], ends[t_line] - t - 15)
     is_score &= (index >= 0) & (index <= 9) & exact & ((at(t - 2) & M2) == W_BRACKET)
     is_testing = (at(t) == W_TESTING) & ((at(t + 8) & M4) == W_NET_NL) & ((at(t - 2) & M2) == word(b", "))
     t_iter, t_bracket = iteration_before(at, t - 3)
     is_testing &= t_iter >= 0
-    return index, scores, is_score, t_iter, t_bracket, is_testing
+    ok = is_score | is_testing
+    n = len(t)
+    rec = {"line": t_line, "kind": np.where(is_score, SCORE, TESTING).astype(np.int8),
+           "iter": np.where(is_score, index, t_iter), "value": np.where(is_score, scores, np.nan),
+           "name": np.where(is_score, -1 - index, 0).astype(np.int16)}
+    rows = np.flatnonzero(ok)
+    rec.update(stamp_fields(buf, starts[t_line[rows]], np.where(is_score, t - 2, t_bracket)[rows], rows, n, ok))
+    return rec, ok
 
 
 def scan_fast(buf: bytes):
@@ -119,28 +169,19 @@ def scan_fast(buf: bytes):
     starts = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [size]))
     inner_q = (q >= EDGE) & (q < size - EDGE) & alone_per_line(q_line)
-    qi, qli = q[inner_q], q_line[inner_q]
-    kind, iters, values, bracket, ok = scan_train(buf, qi)
+    train, train_ok = scan_train(buf, q[inner_q], q_line[inner_q], starts, ends)
     first_t = first_per_line(t_line)
     inner_t = (t >= EDGE) & (t < size - EDGE) & first_t
-    ti, tli = t[inner_t], t_line[inner_t]
-    index, scores, is_score, t_iter, t_bracket, is_testing = scan_tests(buf, ti, ends[tli])
-    nt = len(ti)
-    rec = {"line": np.concatenate((qli, tli, tli)),
-           "kind": np.concatenate((kind, np.full(nt, SCORE), np.full(nt, TESTING))).astype(np.int8),
-           "iter": np.concatenate((iters, index, t_iter)),
-           "value": np.concatenate((values, scores, np.full(nt, np.nan))),
-           "name": np.concatenate((np.zeros(len(qi)), -1 - index, np.zeros(nt))).astype(np.int16)}
-    keep = np.concatenate((ok, is_score, is_testing))
-    bracket = np.concatenate((bracket, ti - 2, t_bracket))[keep]
-    rec = {k: v[keep] for k, v in rec.items()}
-    line_start = starts[rec["line"]]
-    year, month, day, sod, stamp_ok = parse_stamps(Window(buf, line_start, HEAD_WIDTH))
-    stamp_ok &= bracket > line_start + 20
-    rec.update(year=year, month=month, day=day, sod=sod)
-    rec = {k: v[stamp_ok] for k, v in rec.items()}
-    leftover = unique_sorted(np.sort(np.concatenate((q_line, t_line[first_t]))))
-    leftover = leftover[~contains_sorted(rec["line"], leftover)]
+    tests, tests_ok = scan_tests(buf, t[inner_t], t_line[inner_t], starts, ends)
+    rec = {k: np.concatenate((train[k][train_ok], tests[k][tests_ok])) for k in COLUMNS}
+    # Lines left for the per-line path: every line with a '=' or 'T' that gave no record here (few).
+    q_rest = np.ones(len(q), bool)
+    q_rest[np.flatnonzero(inner_q)[train_ok]] = False
+    t_rest = first_t.copy()
+    t_rest[np.flatnonzero(inner_t)[tests_ok]] = False
+    leftover = unique_sorted(np.sort(np.concatenate((q_line[q_rest], t_line[t_rest]))))
+    taken = train["line"][train_ok]  # sorted
+    leftover = leftover[~contains_sorted(taken, leftover)]
     return rec, leftover, starts, ends
 
 
@@ -160,9 +201,8 @@ def read_other(buf, words, start, end):
     return np.where(ok, out, np.nan).astype(np.float64), ok
 
 
-def contains_sorted(haystack, needles):
-    """Mask of the needles present in `haystack` (sorted or not)."""
-    ordered = np.sort(haystack)
+def contains_sorted(ordered, needles):
+    """Mask of the needles present in the sorted array `ordered`."""
     found = np.searchsorted(ordered, needles)
     return (found < len(ordered)) & (ordered[np.minimum(found, len(ordered) - 1)] == needles)
 
@@ -179,16 +219,21 @@ def scan_buffer(buf: bytes, hint) -> dict:
            for j, k in enumerate(COLUMNS)}
     order = np.argsort(rec["line"], kind="stable")
     rec = {k: v[order] for k, v in rec.items()}
-    time = lines_mod.resolve_times(rec["year"], rec["month"], rec["day"], rec["sod"], hint)
+    time = lines_mod.resolve_times(rec["date"], rec["sod"], hint)
     return assemble(rec, time, outputs, bad, len(starts) - (unterminated < 0))
 
 
 def assemble(rec, time, outputs, bad, nlines):
-    """Train and test arrays from the combined records (file order)."""
+    """Per-quantity arrays from the combined records (file order): "series" maps "loss", "lr" and each test output
+    name to (iteration, value, time, segment), segment counting restarts within the file (iteration going back)."""
     kind = rec["kind"]
-    train = (kind == LOSS) | (kind == LR)
-    iters = rec["iter"][train]
-    segment = np.concatenate(([0], np.cumsum(np.diff(iters) < 0))).astype(np.int32) if len(iters) else iters
+    series = {}
+    for label, code in (("loss", LOSS), ("lr", LR)):
+        rows = np.flatnonzero(kind == code)
+        iters = rec["iter"][rows]
+        segment = np.zeros(len(rows), np.int64)
+        segment[1:] = np.cumsum(iters[1:] < iters[:-1])
+        series[label] = (iters, rec["value"][rows], time[rows], segment)
     testing = np.flatnonzero(kind == TESTING)
     score = np.flatnonzero(kind == SCORE)
     owner = np.searchsorted(testing, score) - 1  # a test output belongs to the last "Testing net" line before it
@@ -196,14 +241,15 @@ def assemble(rec, time, outputs, bad, nlines):
     score, owner = score[~orphan], owner[~orphan]
     codes = rec["name"][score]
     seen = sorted(set(codes.tolist()), key=lambda c: (c >= 0, -c if c < 0 else c))  # 2014 scores by index first
-    names = [lines_mod.SCORE_NAMES_2014.get(-1 - c, f"score{-1 - c}") if c < 0 else outputs[c] for c in seen]
-    distinct = list(dict.fromkeys(names))
-    remap = {c: distinct.index(n) for c, n in zip(seen, names)}
-    return {
-        "train_kind": kind[train], "train_iter": iters, "train_value": rec["value"][train],
-        "train_time": time[train], "train_segment": segment,
-        "test_iter": rec["iter"][testing[owner]], "test_value": rec["value"][score], "test_time": time[score],
-        "test_names": distinct, "test_name": np.array([remap[c] for c in codes.tolist()], np.int16),
-        "lines": nlines, "bad": len(bad) + int(orphan.sum()),
-        "bad_examples": [(n + 1, text[:160].decode("utf-8", "replace")) for n, text in bad[:5]],
-    }
+    tests = {}
+    for code in seen:
+        name = lines_mod.SCORE_NAMES_2014.get(-1 - code, f"score{-1 - code}") if code < 0 else outputs[code]
+        tests.setdefault(name, []).append(np.flatnonzero(codes == code))
+    for name, parts in tests.items():
+        rows = np.sort(np.concatenate(parts))
+        t_iter = rec["iter"][testing[owner[rows]]]
+        segment = np.zeros(len(rows), np.int64)
+        segment[1:] = np.cumsum(t_iter[1:] < t_iter[:-1])
+        series[("test", name)] = (t_iter, rec["value"][score[rows]], time[score[rows]], segment)
+    return {"series": series, "test_names": list(tests), "lines": nlines, "bad": len(bad) + int(orphan.sum()),
+            "bad_examples": [(n + 1, text[:160].decode("utf-8", "replace")) for n, text in bad[:5]]}

@@ -57,12 +57,21 @@ def swar8(w):
     return ((lo + hi) >> U(32)).astype(np.int64)
 
 
+def pack_flags(bits):
+    """The high bit of each of the 8 bytes, packed into one number 0..255 (bit k = byte k)."""
+    return ((bits & HIGH) * U(0x0002040810204081)) >> U(56)
+
+
+# For each packed digit mask: how many bytes at the top of the word (bytes 7, 6, ...) are digits in a row.
+TOP_DIGITS = np.array([next((k for k in range(8) if not m >> (7 - k) & 1), 8) for m in range(256)], np.int64)
+
+
 def trailing_int(words):
     """The integer written in the top bytes of each word (the digits just before a position); its digit count.
 
     The value is -1 where there are no digits or all 8 bytes are digits (the number may be longer).
     """
-    ndigits = 7 - byte_index(~digit_bytes(words) & HIGH)
+    ndigits = TOP_DIGITS[pack_flags(digit_bytes(words))]
     fill = low_mask(8 - ndigits)
     value = swar8((words & ~fill) | (ZEROS & fill))
     return np.where((ndigits >= 1) & (ndigits <= 7), value, -1), ndigits
@@ -113,51 +122,60 @@ class Window:
     def byte(self, offset: int):
         return self.raw[offset::self.width]
 
-    def words_at(self, offsets):
-        if not self.n:
+    def words_at(self, offsets, rows=None):
+        """The word at a per-record offset, for every row or for the given rows."""
+        rows = np.arange(self.n) if rows is None else rows
+        if not len(rows):
             return np.zeros(0, np.uint64)
-        return words_view(self.raw)[np.arange(self.n) * self.width + offsets]
+        return words_view(self.raw)[rows * self.width + offsets]
 
 
-# Columns of the digits of a glog stamp `LMMDD HH:MM:SS.uuuuuu ` / `LYYYYMMDD HH:MM:SS.uuuuuu `, grouped so that
-# each 8 of them form one word (short: MMDDhhmm ssuuuuuu; long: YYYYMMDD hhmmssuu uuuu + padding), and the
-# separators that must be there.
-SHORT_DIGITS = [1, 2, 3, 4, 6, 7, 9, 10, 12, 13, 15, 16, 17, 18, 19, 20]
-LONG_DIGITS = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 13, 14, 16, 17, 19, 20, 21, 22, 23, 24]
-SEPARATORS = {False: ([5, 8, 11, 14, 21], b" ::. "), True: ([9, 12, 15, 18, 25], b" ::. ")}
+CLOCK_SEPS, CLOCK_FILL = U(0x0000FF0000FF0000), U(0x0000300000300000)  # the ':' bytes of "HH:MM:SS" and '0's
+FRAC_DIGITS, FRAC_ENDS = U(0x00FFFFFFFFFFFF00), U(0x2000000000000000 | ord("."))  # ".uuuuuu " and its '.', ' '
+
+
+def decode_date(key: int, long_date: bool):
+    """The date bytes of a stamp (`MMDD` or `YYYYMMDD`) as the number yyyymmdd (yyyy 0 for MMDD); -1 if no date."""
+    text = int(key).to_bytes(8, "little")[:8 if long_date else 4]
+    if not text.isdigit():
+        return -1
+    code = int(text)
+    return code if 1 <= code // 100 % 100 <= 12 and 1 <= code % 100 <= 31 else -1
 
 
 def parse_stamps(head: Window):
-    """The glog stamp at the start of each row: year (0 where the stamp has none), month, day, seconds of the day,
-    and the mask of well-formed stamps."""
-    rows = head.raw.reshape(head.n, head.width)
-    level = rows[:, 0]
-    long_date = rows[:, 5] != 32
+    """The glog stamp at the start of each row (`LMMDD HH:MM:SS.uuuuuu ` from 2014, `LYYYYMMDD HH:MM:SS.uuuuuu `
+    from glog 0.6): the date as yyyymmdd (yyyy 0 where the stamp has none), seconds of the day, and the mask of
+    well-formed stamps. The date changes once a day, so it is decoded once per change; the clock per row."""
+    n = head.n
+    long_date = head.byte(5) != 32
+    if long_date.any() and not long_date.all():  # both formats in one log: decode each part on its own
+        out = [np.zeros(n, np.int64), np.zeros(n), np.zeros(n, bool)]
+        for part in (np.flatnonzero(~long_date), np.flatnonzero(long_date)):
+            sub = Window.__new__(Window)
+            sub.rows, sub.n, sub.width = head.rows[part], len(part), head.width
+            sub.raw = sub.rows.view(np.uint8).reshape(-1)
+            for column, values in zip(out, parse_stamps(sub)):
+                column[part] = values
+        return tuple(out)
+    is_long = bool(n and long_date[0])
+    d = 4 if is_long else 0
+    level = head.byte(0)
     ok = (level == ord("I")) | (level == ord("W")) | (level == ord("E")) | (level == ord("F"))
-    year, month, day = (np.zeros(head.n, np.int64) for _ in range(3))
-    sod = np.zeros(head.n)
-    for is_long in (False, True):
-        group = np.flatnonzero(long_date == is_long)
-        if not len(group):
-            continue
-        part = rows[group] if len(group) < head.n else rows
-        sep_cols, sep_chars = SEPARATORS[is_long]
-        ok[group] &= (part[:, sep_cols] == np.frombuffer(sep_chars, np.uint8)).all(axis=1)
-        cols = LONG_DIGITS if is_long else SHORT_DIGITS
-        digits = np.full((len(group), 24 if is_long else 16), ord("0"), np.uint8)
-        digits[:, :len(cols)] = part[:, cols]
-        words = digits.view("<u8")
-        ok[group] &= (digit_bytes(words) == HIGH).all(axis=1)
-        values = swar8(words)
-        if is_long:
-            date, clock, micro = values[:, 0], values[:, 1] // 100, values[:, 1] % 100 * 10000 + values[:, 2] // 10000
-            year[group], month[group], day[group] = date // 10000, date // 100 % 100, date % 100
-        else:
-            date, clock = values[:, 0] // 10000, values[:, 0] % 10000 * 100 + values[:, 1] // 1000000
-            micro = values[:, 1] % 1000000
-            month[group], day[group] = date // 100, date % 100
-        seconds = clock // 10000 * 3600 + clock // 100 % 100 * 60 + clock % 100
-        ok[group] &= (clock < 240000) & (clock // 100 % 100 < 60) & (clock % 100 < 61)
-        sod[group] = seconds + micro / 1e6
-    ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
-    return year, month, day, sod, ok
+    keys = head.word(1) & (~U(0) if is_long else U(0xFFFFFFFF))
+    change = np.ones(n, bool)
+    change[1:] = keys[1:] != keys[:-1]
+    dates = np.array([decode_date(k, is_long) for k in keys[change].tolist()], np.int64)
+    date = dates[np.cumsum(change) - 1]
+    ok &= date >= 0
+    clock, frac = head.word(6 + d), head.word(14 + d)
+    ok &= (equal_bytes(clock, ord(":")) == COLONS) & ((digit_bytes(clock) | COLONS) == HIGH)
+    ok &= ((frac & (U(0xFF) << U(56) | U(0xFF))) == FRAC_ENDS) & ((digit_bytes(frac) & FRAC_DIGITS)
+                                                                  == (HIGH & FRAC_DIGITS))
+    ok &= head.byte(5 + d) == 32
+    hms = swar8((clock & ~CLOCK_SEPS) | CLOCK_FILL)  # "HH0MM0SS" as a number
+    hours, minutes, seconds = hms // 1000000, hms // 1000 % 1000, hms % 1000
+    ok &= (hours < 24) & (minutes < 60) & (seconds < 61)
+    micros = swar8((frac & FRAC_DIGITS) | U(0x3000000000000030)) // 10
+    sod = (hours * 3600 + minutes * 60 + seconds) + micros / 1e6
+    return date, sod, ok
