@@ -60,10 +60,12 @@ CAFFENET = Arch(
 )
 
 # Scaled for 28x28 grayscale Fashion-MNIST on a CPU: same 8 weight layers and layer types, stride-1 conv1.
-# 24x24 random crops (center crop at test time) + mirror; MSRA fillers so it trains without a warm-up, which
-# needs inputs of unit scale: pixels are scaled by 1/256 after mean subtraction (raw 0..255 inputs diverge).
+# Whole 28x28 images, no mirror: in 1000 iterations this reached 88% on the harder 5-class half (B: pullover, coat,
+# shirt, sandal, boot) where 24x24 crops + mirror reached 78% after 750 (85.5% after 2000). MSRA fillers train
+# without a warm-up but need inputs of unit scale: pixels are scaled by 1/256 after mean subtraction (raw 0..255
+# inputs diverged to NaN).
 MINI = Arch(
-    name="mini", net_name="MiniCaffeNet", channels=1, image_size=28, crop=24, train_mirror=True,
+    name="mini", net_name="MiniCaffeNet", channels=1, image_size=28, crop=0, train_mirror=False,
     train_batch=64, val_batch=100, num_classes=10, scale=0.00390625,
     layers=(
         WeightLayer(16, kernel=5, stride=1, pad=2, weight_filler="msra", bias=0.0),
