@@ -108,7 +108,8 @@ def test_bad_results_dir(tmp_path):
     assert out.returncode == 0 and "has training logs yet" in out.stdout
 
 
-def test_paper_numbers(paper_dir):
+def test_paper_numbers(paper_dir, tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("XFER_CACHE", str(tmp_path_factory.getbasetemp() / "xfer-cache"))  # shared with the others
     numbers = summary.summarize(paper_dir / "results")
     assert len(numbers) == 148
     fam = summary.families(numbers)
