@@ -195,13 +195,13 @@ def test_vectorised_path_matches_plain_reading(tmp_path):
                          f"Iteration {it}, {kind} = {value}", bool(rng.rand() < 0.5), tid=int(rng.randint(1, 10 ** 7))))
     text = "".join(rows)
     write(tmp_path / "net" / "140601_000000_net.log", text)
-    scanned = caffelog.parse_file(tmp_path / "net" / "140601_000000_net.log")[1]
+    info, scanned = caffelog.parse_file(tmp_path / "net" / "140601_000000_net.log")
     got = []
     for kind in ("lr", "loss"):
         iters, values = scanned["series"][kind][:2]
         got += [(kind, int(i), float(v)) for i, v in zip(iters, values)]
     want = reference_records(text)
-    assert scanned["bad"] == 0 and len(got) == len(want)
+    assert info.bad_lines == 0 and len(got) == len(want)
     got.sort(key=lambda r: (r[0], r[1]))
     want.sort(key=lambda r: (r[0], r[1]))
     for g, w in zip(got, want):

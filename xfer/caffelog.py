@@ -27,7 +27,7 @@ import numpy as np
 
 from . import caffelog_cache
 from .caffelog_lines import year_hint_from
-from .caffelog_scan import scan_buffer
+from .caffelog_scan import join_logs, scan_buffer
 
 LOG_GLOBS = ("*.log", "*.log.gz", "*.[eo][0-9]*", "*.[eo]*.gz")
 PARALLEL_BYTES = 4 << 20  # below this much compressed input a process pool costs more than it saves
@@ -200,14 +200,26 @@ def read_log(path):
     return b"".join(parts), truncated
 
 
-def parse_file(path, stat=None) -> tuple:
-    """(LogFile, the records of scan_buffer) of one log file."""
-    stat = stat or os.stat(path)
-    buf, truncated = read_log(path)
-    scanned = scan_buffer(buf, year_hint_from(Path(path).name, stat.st_mtime))
-    info = LogFile(str(path), stat.st_size, stat.st_mtime_ns, scanned["lines"], scanned["bad"],
-                   scanned["bad_examples"], truncated)
-    return info, scanned
+def parse_logs(paths) -> tuple:
+    """([LogFile], scan) of a net's log files, read and scanned together (caffelog_scan.scan_buffer)."""
+    texts, infos, hints = [], [], []
+    for path in paths:
+        stat = os.stat(path)
+        text, truncated = read_log(path)
+        texts.append(text)
+        hints.append(year_hint_from(Path(path).name, stat.st_mtime))
+        infos.append(LogFile(str(path), stat.st_size, stat.st_mtime_ns, truncated=truncated))
+    buf, offsets, cut = join_logs(texts)
+    scanned = scan_buffer(buf, hints, offsets, cut)
+    for info, counts in zip(infos, scanned["files"]):
+        info.lines, info.bad_lines, info.bad_examples = counts["lines"], counts["bad"], counts["bad_examples"]
+    return infos, scanned
+
+
+def parse_file(path) -> tuple:
+    """(LogFile, scan) of one log file."""
+    infos, scanned = parse_logs([path])
+    return infos[0], scanned
 
 
 def latest_per_iteration(iters, values, times, runs) -> Series:
@@ -222,21 +234,15 @@ def latest_per_iteration(iters, values, times, runs) -> Series:
     return Series(iters[last], values[pick], times[pick], runs[pick])
 
 
-def merge(name, folder, parsed) -> NetLog:
-    """One NetLog from the parsed files of a net: each quantity's records of all files, the latest per iteration."""
+def merge(name, folder, infos, scanned) -> NetLog:
+    """One NetLog from the scan of a net's logs: each quantity's records, the latest per iteration."""
     def combine(key):
-        parts = []
-        for i, (_, scanned) in enumerate(parsed):
-            if key in scanned["series"]:
-                it, v, t, segment = scanned["series"][key]
-                parts.append((it, v, t, segment + (i << 20)))
-        if not parts:
+        if key not in scanned["series"]:
             return Series(*(np.zeros(0, dt) for dt in FIELD_TYPES))
-        return latest_per_iteration(*(np.concatenate([p[k] for p in parts]) for k in range(4)))
+        return latest_per_iteration(*scanned["series"][key])
 
-    names = list(dict.fromkeys(n for _, s in parsed for n in s["test_names"]))
-    tests = {n: combine(("test", n)) for n in names}
-    return NetLog(name, str(folder), [info for info, _ in parsed], combine("loss"), combine("lr"), tests)
+    tests = {n: combine(("test", n)) for n in scanned["test_names"]}
+    return NetLog(name, str(folder), infos, combine("loss"), combine("lr"), tests)
 
 
 def parse_net_dir(path, cache=True) -> NetLog:
@@ -248,7 +254,7 @@ def parse_net_dir(path, cache=True) -> NetLog:
         hit = caffelog_cache.load(folder, key)
         if hit is not None:
             return hit
-    netlog = merge(folder.name, folder, [parse_file(p) for p in logs])
+    netlog = merge(folder.name, folder, *parse_logs(logs))
     if cache and logs:
         netlog = caffelog_cache.store(folder, key, netlog)
     return netlog

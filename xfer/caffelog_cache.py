@@ -17,7 +17,7 @@ import numpy as np
 
 from . import paths
 
-PARSER_VERSION = 5  # bump when the parsed content changes: older entries are then ignored
+PARSER_VERSION = 6  # bump when the parsed content changes: older entries are then ignored
 FIELDS = ("iter", "value", "time", "run")
 FIELD_TYPES = (np.int64, np.float64, np.float64, np.int64)
 
@@ -47,7 +47,8 @@ class StoredArrays:
             with open(self.path, "rb") as handle:
                 stored = pickle.load(handle)
             if stored["token"] == self.token:
-                return tuple(np.asarray(a, dt) for a, dt in zip(stored[self.prefix], FIELD_TYPES))
+                loss = decode_series(stored["loss"])
+                return loss if self.prefix == "loss" else decode_series(stored["lr"], like=loss)
         except (OSError, KeyError, ValueError, EOFError, pickle.UnpicklingError):
             pass
         # The arrays were removed or rewritten since the entry was read: parse the logs again.
@@ -56,13 +57,45 @@ class StoredArrays:
         return tuple(getattr(series, f) for f in FIELDS)
 
 
-def compact(series):
-    """The four arrays of a series, iterations and runs as int32 where they fit (a quarter less to write)."""
-    arrays = [series.iter, series.value, series.time, series.run]
-    for i in (0, 3):
-        if len(arrays[i]) and np.abs(arrays[i]).max() < 2 ** 31:
-            arrays[i] = arrays[i].astype(np.int32)
-    return tuple(arrays)
+def encode(array, like=None):
+    """A small stand-in for an array: ("same",) when equal to `like`, ("step", first, step, n) for an arithmetic
+    progression (iterations), ("runs", starts, values, n) when it changes rarely (learning rate, run), else the
+    array itself (integers as int32 where they fit). Logs are long and regular, so the cache stays small."""
+    n = len(array)
+    if like is not None and len(like) == n and np.array_equal(array, like):
+        return ("same",)
+    if n >= 2 and array.dtype.kind == "i":
+        steps = np.diff(array)
+        if (steps == steps[0]).all():
+            return ("step", int(array[0]), int(steps[0]), n)
+    change = np.flatnonzero(np.r_[True, array[1:] != array[:-1]]) if n else np.zeros(0, np.int64)
+    if len(change) * 8 < n:
+        return ("runs", change.astype(np.int64), array[change], n)
+    if array.dtype.kind == "i" and n and np.abs(array).max() < 2 ** 31:
+        return ("raw", array.astype(np.int32))
+    return ("raw", array)
+
+
+def decode(code, dtype, like=None):
+    tag = code[0]
+    if tag == "same":
+        return np.asarray(like, dtype)
+    if tag == "step":
+        _, first, step, n = code
+        return first + step * np.arange(n, dtype=dtype)
+    if tag == "runs":
+        _, starts, values, n = code
+        counts = np.diff(np.r_[starts, n])
+        return np.repeat(values, counts).astype(dtype)
+    return np.asarray(code[1], dtype)
+
+
+def encode_series(series, like=None):
+    return tuple(encode(getattr(series, f), None if like is None else getattr(like, f)) for f in FIELDS)
+
+
+def decode_series(codes, like=None):
+    return tuple(decode(c, dt, None if like is None else like[i]) for i, (c, dt) in enumerate(zip(codes, FIELD_TYPES)))
 
 
 def load(folder, key):
@@ -83,7 +116,7 @@ def store(folder, key, netlog):
     from .caffelog import Series  # the cache module is imported by caffelog, not the other way round at load time
     base = entry_base(folder)
     token = secrets.token_hex(8)
-    arrays = {p: compact(getattr(netlog, p)) for p in ("loss", "lr")}
+    arrays = {"loss": encode_series(netlog.loss), "lr": encode_series(netlog.lr, like=netlog.loss)}
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
         paths.write_bytes_atomic(base.with_suffix(".arrays"), pickle.dumps(dict(arrays, token=token), protocol=5))

@@ -56,7 +56,7 @@ def scan_lines(buf: bytes, numbers, starts, ends, unterminated):
             continue
         stamp = header_fields(head) if head else None
         value = None if kind == "testing" else read_float(found[found.re.groups])
-        if stamp is None or n == unterminated or not stamp_ok(stamp) or (kind != "testing" and value is None):
+        if stamp is None or n in unterminated or not stamp_ok(stamp) or (kind != "testing" and value is None):
             bad.append((n, text))
             continue
         if kind == "testing":

@@ -207,37 +207,76 @@ def contains_sorted(ordered, needles):
     return (found < len(ordered)) & (ordered[np.minimum(found, len(ordered) - 1)] == needles)
 
 
-def scan_buffer(buf: bytes, hint) -> dict:
-    """Every record of one decompressed log in file order, times resolved; garbled lines counted."""
+def join_logs(texts):
+    """One buffer of several logs (each ends with a newline) and the byte offset where each starts; a log that did
+    not end with a newline (cut off mid-line) gets one, and the line is marked unterminated."""
+    parts, offsets, cut, at = [], [], [], 0
+    for text in texts:
+        offsets.append(at)
+        cut.append(bool(text) and not text.endswith(b"\n"))
+        parts.append(text + b"\n" if cut[-1] else text)
+        at += len(parts[-1])
+    return b"".join(parts), offsets, cut
+
+
+def scan_buffer(buf: bytes, hints, offsets=(0,), cut=None) -> dict:
+    """Every record of the logs joined in `buf` (see join_logs; `hints[i]` is log i's year hint), times resolved
+    per log, garbled lines counted per log. One scan per net: numpy's fixed costs are paid once, not per file."""
+    if cut is None:  # a single log as it is
+        cut = [bool(buf) and not buf.endswith(b"\n")]
+        buf = buf + b"\n" if cut[0] else buf
     fast, leftover, starts, ends = scan_fast(buf)
-    unterminated = len(starts) - 1 if buf and not buf.endswith(b"\n") else -1
-    if unterminated >= 0 and (leftover.size == 0 or leftover[-1] != unterminated):
-        leftover = np.append(leftover, unterminated)
-        fast = {k: v[fast["line"] != unterminated] for k, v in fast.items()}
+    first_line = np.searchsorted(ends, np.asarray(offsets, np.int64))  # line number where each log starts
+    line_ends = np.r_[first_line[1:], len(starts) - 1 if buf.endswith(b"\n") or not buf else len(starts)]
+    unterminated = {int(line_ends[i] - 1) for i, c in enumerate(cut) if c}
+    if unterminated:
+        gone = np.isin(fast["line"], list(unterminated))
+        fast = {k: v[~gone] for k, v in fast.items()}
+        leftover = np.union1d(leftover, list(unterminated))
     slow, outputs, bad = lines_mod.scan_lines(buf, leftover, starts, ends, unterminated)
     rec = {k: np.concatenate((fast[k], np.asarray([r[j] for r in slow], fast[k].dtype)))
            for j, k in enumerate(COLUMNS)}
     order = np.argsort(rec["line"], kind="stable")
     rec = {k: v[order] for k, v in rec.items()}
-    time = lines_mod.resolve_times(rec["date"], rec["sod"], hint)
-    return assemble(rec, time, outputs, bad, len(starts) - (unterminated < 0))
+    file_of = np.searchsorted(first_line, rec["line"], side="right") - 1
+    bounds = np.searchsorted(file_of, np.arange(len(offsets) + 1))
+    time = np.concatenate([lines_mod.resolve_times(rec["date"][a:b], rec["sod"][a:b], hint)
+                           for a, b, hint in zip(bounds[:-1], bounds[1:], hints)] or [np.zeros(0)])
+    out = assemble(rec, time, file_of, outputs, len(offsets))
+    bad_file = np.searchsorted(first_line, np.array([n for n, _ in bad], np.int64), side="right") - 1
+    out["files"] = [{"lines": int(line_ends[i] - first_line[i]),
+                     "bad": int((bad_file == i).sum()) + int(out["orphans"][i]),
+                     "bad_examples": [(n - int(first_line[i]) + 1, text[:160].decode("utf-8", "replace"))
+                                      for (n, text), f in zip(bad, bad_file) if f == i][:5]}
+                    for i in range(len(offsets))]
+    return out
 
 
-def assemble(rec, time, outputs, bad, nlines):
+def runs(iters, file_of):
+    """Which run each record (in file order) comes from: file index * 2**20 + restarts within that file so far
+    (a restart shows as the iteration going back)."""
+    back = np.zeros(len(iters), np.int64)
+    back[1:] = (iters[1:] < iters[:-1]) & (file_of[1:] == file_of[:-1])
+    count = np.cumsum(back)
+    first = np.searchsorted(file_of, file_of)  # index of the first record of the same file (file_of is sorted)
+    return (file_of.astype(np.int64) << 20) + count - count[first] if len(iters) else count
+
+
+def assemble(rec, time, file_of, outputs, nfiles):
     """Per-quantity arrays from the combined records (file order): "series" maps "loss", "lr" and each test output
-    name to (iteration, value, time, segment), segment counting restarts within the file (iteration going back)."""
+    name to (iteration, value, time, run)."""
     kind = rec["kind"]
     series = {}
     for label, code in (("loss", LOSS), ("lr", LR)):
         rows = np.flatnonzero(kind == code)
         iters = rec["iter"][rows]
-        segment = np.zeros(len(rows), np.int64)
-        segment[1:] = np.cumsum(iters[1:] < iters[:-1])
-        series[label] = (iters, rec["value"][rows], time[rows], segment)
+        series[label] = (iters, rec["value"][rows], time[rows], runs(iters, file_of[rows]))
     testing = np.flatnonzero(kind == TESTING)
     score = np.flatnonzero(kind == SCORE)
     owner = np.searchsorted(testing, score) - 1  # a test output belongs to the last "Testing net" line before it
-    orphan = owner < 0
+    orphan = (owner < 0) | (file_of[testing[np.maximum(owner, 0)]] != file_of[score]) if len(testing) else \
+        np.ones(len(score), bool)
+    orphans = np.bincount(file_of[score[orphan]], minlength=nfiles)
     score, owner = score[~orphan], owner[~orphan]
     codes = rec["name"][score]
     seen = sorted(set(codes.tolist()), key=lambda c: (c >= 0, -c if c < 0 else c))  # 2014 scores by index first
@@ -248,8 +287,6 @@ def assemble(rec, time, outputs, bad, nlines):
     for name, parts in tests.items():
         rows = np.sort(np.concatenate(parts))
         t_iter = rec["iter"][testing[owner[rows]]]
-        segment = np.zeros(len(rows), np.int64)
-        segment[1:] = np.cumsum(t_iter[1:] < t_iter[:-1])
-        series[("test", name)] = (t_iter, rec["value"][score[rows]], time[score[rows]], segment)
-    return {"series": series, "test_names": list(tests), "lines": nlines, "bad": len(bad) + int(orphan.sum()),
-            "bad_examples": [(n + 1, text[:160].decode("utf-8", "replace")) for n, text in bad[:5]]}
+        series[("test", name)] = (t_iter, rec["value"][score[rows]], time[score[rows]],
+                                  runs(t_iter, file_of[score[rows]]))
+    return {"series": series, "test_names": list(tests), "orphans": orphans}

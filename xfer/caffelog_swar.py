@@ -43,9 +43,14 @@ def byte_index(bits):
     return (exponent - 8) // 8
 
 
+def clamp(values, low, high):
+    """np.clip without its per-call Python overhead (which shows when a log has few lines)."""
+    return np.minimum(np.maximum(values, low), high)
+
+
 def low_mask(nbytes):
     """Words with the low `nbytes` (0..8) bytes all ones."""
-    return LOW_MASKS[np.clip(nbytes, 0, 8)]
+    return LOW_MASKS[clamp(nbytes, 0, 8)]
 
 
 def swar8(w):
@@ -93,10 +98,10 @@ def parse_decimals(words, ninth, length):
     joined = np.where(has_dot, (w0 & below) | ((w0 >> U(8)) & ~below), w0)
     joined |= np.where(has_dot & (length == 9), ninth.astype(np.uint64) << U(56), U(0))
     ndigits = length - has_dot
-    pad = 8 - np.clip(ndigits, 1, 8)
+    pad = 8 - clamp(ndigits, 1, 8)
     aligned = (joined << (pad * 8).astype(np.uint64)) | (ZEROS & low_mask(pad))
     ok = (digit_bytes(aligned) == HIGH) & (dots == first_dot) & (length >= 1) & (ndigits <= 8)
-    values = swar8(aligned) / POW10[np.clip(np.where(has_dot, length - 1 - p, 0), 0, 22)]
+    values = swar8(aligned) / POW10[clamp(np.where(has_dot, length - 1 - p, 0), 0, 22)]
     return values, ok
 
 
