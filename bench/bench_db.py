@@ -66,9 +66,15 @@ def generate_range(args):
 
 
 def generate(root, n, jobs):
+    """The images and their list; with --dir, images made by an earlier run (same count) are reused."""
+    made = root / "generated.txt"
+    if made.exists() and len(made.read_text().splitlines()) == n:
+        return [(p, int(c)) for p, c in (line.rsplit(" ", 1) for line in made.read_text().splitlines())]
     pieces = [(root, n * k // jobs, n * (k + 1) // jobs) for k in range(jobs)]
     with Pool(jobs) as pool:
-        return [line for part in pool.map(generate_range, pieces) for line in part]
+        entries = [line for part in pool.map(generate_range, pieces) for line in part]
+    made.write_text("".join(f"{p} {c}\n" for p, c in entries))
+    return entries
 
 
 def cpu_seconds():
@@ -76,10 +82,25 @@ def cpu_seconds():
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def machine_cpu():
+    """(busy, niced) CPU seconds of the whole machine since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    user, nice, system, idle, iowait, irq, softirq = fields
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + system + irq + softirq) / hz, nice / hz
+
+
+OTHERS = []  # CPU the other processes on the machine took during each timed run (cores on average)
+
+
 def timed(fn):
-    wall, cpu = time.perf_counter(), cpu_seconds()
+    """(wall, cpu of this process and its children, value); notes what other processes took meanwhile."""
+    wall, cpu, (busy, niced) = time.perf_counter(), cpu_seconds(), machine_cpu()
     value = fn()
-    return time.perf_counter() - wall, cpu_seconds() - cpu, value
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    busy_now, niced_now = machine_cpu()
+    OTHERS.append(((busy_now - busy - cpu) / wall, (niced_now - niced) / wall))
+    return wall, cpu, value
 
 
 def run_tool(args, log, extra_env=None):
@@ -118,9 +139,10 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def row(name, n, wall, cpu, base=None):
+def row(name, n, wall, cpu, base=None, others=True):
     ratio = f"   ratio {base / wall:.2f}x" if base else ""
-    return f"  {name:<48} {wall:7.2f} s  {n / wall:7.1f} img/s  (cpu {cpu:6.2f} s){ratio}"
+    load_note = f"  [others: {OTHERS[-1][0]:.2f} + {OTHERS[-1][1]:.2f} niced cores]" if others and OTHERS else ""
+    return f"  {name:<48} {wall:7.2f} s  {n / wall:7.1f} img/s  (cpu {cpu:6.2f} s){ratio}{load_note}"
 
 
 def bench_writers(work, root, entries, args, shm):
@@ -154,7 +176,8 @@ def bench_writers(work, root, entries, args, shm):
                                                                      options, args.jobs, shm, n * 210000))
         keep("par_mean", wall, cpu)
         caffe_total = best["caffe"][0] + best["mean"][0]
-        print(row("convert_imageset + compute_image_mean", n, caffe_total, best["caffe"][1] + best["mean"][1]))
+        print(row("convert_imageset + compute_image_mean", n, caffe_total, best["caffe"][1] + best["mean"][1],
+                  others=False))
         print(row("parallel writer with the mean", n, wall, cpu, caffe_total))
     same = all(same_records(work / "caffe", work / d) for d in ("caffe_malloc", "par", "par_mean"))
     same_mean = (work / "caffe_mean.binaryproto").read_bytes() == result.mean_blob.SerializeToString()
@@ -179,6 +202,8 @@ def bench_ceiling(work, root, entries, args, shm):
 def bench_disk(work, root, entries, args, shm):
     """Bytes per image: LMDB (from the timed run), LevelDB, and the shared PNG tree; PNG size on the photos alone."""
     options, sample = dbwriter.Options(args.resize), entries[:400]
+    for name in ("ldb", "png", "photos", "photo_png"):
+        dbformat.remove_db(work / name)
     lmdb_bytes = disk_bytes(work / "par" / "data.mdb") / len(entries)
     dbwriter.write_parallel_db(sample, root, work / "ldb", "leveldb", options, args.jobs, shm, 0, mean=False)
     leveldb_bytes = disk_bytes(work / "ldb") / len(sample)
@@ -224,18 +249,21 @@ def main(argv=None) -> int:
         order = databases.database_order(len(entries), 0)
         entries = [entries[i] for i in order]
         size = sum((root / p).stat().st_size for p, _ in entries) / len(entries)
-        print(f"{len(entries)} JPEGs of {WIDTH}x{HEIGHT} (average {size / 1000:.0f} kB) generated in {wall:.0f} s; "
+        print(f"{len(entries)} JPEGs of {WIDTH}x{HEIGHT} (average {size / 1000:.0f} kB) ready in {wall:.0f} s; "
               f"resize {args.resize}x{args.resize}, {args.jobs} jobs")
         best, ok = bench_writers(work, root, entries, args, shm)
         ceiling = bench_ceiling(work, root, entries, args, shm)
         n = len(entries)
         print(f"best of {args.rounds} rounds:")
-        print(row("convert_imageset (1 process)", n, *best["caffe"]))
-        print(row("convert_imageset (1 process, the writer's malloc)", n, *best["caffe_malloc"], best["caffe"][0]))
-        print(row(f"parallel writer ({args.jobs} jobs)", n, *best["par"], best["caffe"][0]))
+        print(row("convert_imageset (1 process)", n, *best["caffe"], others=False))
+        print(row("convert_imageset (1 process, the writer's malloc)", n, *best["caffe_malloc"], best["caffe"][0],
+                  others=False))
+        print(row(f"parallel writer ({args.jobs} jobs)", n, *best["par"], best["caffe"][0], others=False))
         caffe_mean = (best["caffe"][0] + best["mean"][0], best["caffe"][1] + best["mean"][1])
-        print(row("convert_imageset + compute_image_mean", n, *caffe_mean))
-        print(row("parallel writer with the mean", n, *best["par_mean"], caffe_mean[0]))
+        print(row("convert_imageset + compute_image_mean", n, *caffe_mean, others=False))
+        print(row("parallel writer with the mean", n, *best["par_mean"], caffe_mean[0], others=False))
+        print(f"  other processes took {max(o[0] for o in OTHERS):.2f} cores at most during a timed run "
+              f"(+ {max(o[1] for o in OTHERS):.2f} niced)")
         print(f"  ceiling: one convert_imageset into RAM {ceiling:.1f} img/s per core -> x{args.jobs} = "
               f"{ceiling * args.jobs:.1f} img/s; the parallel writer reaches "
               f"{n / best['par'][0] / ceiling / args.jobs:.0%} of it")
