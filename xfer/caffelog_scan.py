@@ -1,28 +1,28 @@
-"""One decompressed Caffe log (bytes) -> record arrays, without a Python loop over its lines.
+"""Decompressed Caffe logs (bytes) -> record arrays, without a Python loop over their lines.
 
 A paper log holds ~20 000 lines, almost all `Iteration N, lr = X` / `Iteration N, loss = X`, plus the test lines
 `Iteration N, Testing net` / `Test score #K: X`. Those are found with one pass over the bytes (every newline, `=`
 and `T`) and decoded from the 64-bit words around each `=` and `T` (caffelog_swar). Every other candidate line
 (Caffe 1.0's test outputs and `Iteration N (x iter/s, ...)`, whatever the fast path rejects) goes through the exact
-per-line path in caffelog_lines. Both give the same records; times are resolved for all of them together.
+per-line path in caffelog_lines. Records travel as streams (loss, lr, tests), each in file order, so that few
+columns are ever copied: moving data around, not arithmetic, is what costs here.
 """
 import numpy as np
 
 from . import caffelog_lines as lines_mod
 from .caffelog_lines import LOSS, LR, SCORE, TESTING
-from .caffelog_swar import (Window, byte_index, equal_bytes, low_mask, parse_decimals, parse_stamps, trailing_int,
-                            word, words_view)
+from .caffelog_swar import Window, low_mask, parse_decimals, parse_stamps, trailing_int, word, words_view
 
 NL, EQ, TEE, CR, SPACE = 10, 61, 84, 13, 32
 CHUNK = 1 << 20  # bytes compared per step: temporaries stay in cache
 EDGE = 64  # '=' / 'T' this close to either end of the buffer go to the per-line path (no bounds checks needed)
-MSG_BEFORE, MSG_WIDTH = 40, 64  # the bytes read around each '=': from `] Iteration 1234567, loss =` to the value
-HEAD_WIDTH = 32  # the bytes read at each line start: the glog stamp
+MSG_BEFORE, MSG_WIDTH = 28, 40  # the bytes read around each '=': from `] Iteration 1234567, loss =` to the value
+HEAD_WIDTH = 26  # the bytes read at each line start: the glog stamp
 MAX_HEADER = 80  # glog's `LYYYYMMDD HH:MM:SS.uuuuuu TID file:line]` is shorter; two lines run together are longer
 W_LR, W_LOSS = word(b", lr ="), word(b", loss =")
 W_ITER, W_N_SPACE, W_BRACKET = word(b"Iteratio"), word(b"n "), word(b"] ")
 W_TEST_SCORE, W_RE_HASH, W_TESTING, W_NET_NL = word(b"Test sco"), word(b"re #"), word(b"Testing "), word(b"net\n")
-M2, M3, M4, M6 = (np.uint64((1 << (8 * k)) - 1) for k in (2, 3, 4, 6))
+M2, M4, M6 = (np.uint64((1 << (8 * k)) - 1) for k in (2, 4, 6))
 COLUMNS = ("line", "kind", "iter", "value", "date", "sod", "name")  # date: yyyymmdd (yyyy 0 in 2014 logs)
 
 
@@ -57,10 +57,6 @@ def alone_per_line(line_of):
     return keep
 
 
-def unique_sorted(values):
-    return values[first_per_line(values)]
-
-
 def iteration_before(word_at, last_digit):
     """`] Iteration N` ending at `last_digit`: N (-1 where the text is not that) and the position of the ']'."""
     iters, ndigits = trailing_int(word_at(last_digit - 7))
@@ -73,72 +69,88 @@ def iteration_before(word_at, last_digit):
 def decode_values(win, buf, q, rows, length):
     """The numbers after `= ` on the given rows (`length` bytes each), and which of them are numbers."""
     eq = MSG_BEFORE
-    words, lengths = win.word(eq + 2)[rows], length[rows]
-    values, ok = parse_decimals(words, win.byte(eq + 10)[rows], lengths)
+    words = win.word(eq + 2)[rows]
+    values, ok = parse_decimals(words, win.byte(eq + 10)[rows], length)
     other = np.flatnonzero(~ok)  # nan, `1e-05`, signs: read by Python, once per distinct text
-    values[other], ok[other] = read_other(buf, words[other], q[rows][other] + 2, q[rows][other] + 2 + lengths[other])
+    values[other], ok[other] = read_other(buf, words[other], q[rows][other] + 2, q[rows][other] + 2 + length[other])
     return values, ok
 
 
 def decode_repeated(win, buf, q, rows, length):
     """Like decode_values for numbers that mostly repeat the one before (the learning rate): decoded per change."""
-    keys = win.word(MSG_BEFORE + 2)[rows] & low_mask(length[rows])
+    keys = win.word(MSG_BEFORE + 2)[rows] & low_mask(length)
     change = np.ones(len(rows), bool)
-    change[1:] = (keys[1:] != keys[:-1]) | (length[rows][1:] != length[rows][:-1])
-    values, ok = decode_values(win, buf, q, rows[change], length)
+    change[1:] = (keys[1:] != keys[:-1]) | (length[1:] != length[:-1])
+    values, ok = decode_values(win, buf, q, rows[change], length[change])
     group = np.cumsum(change) - 1
     return values[group], ok[group]
 
 
+def stamps(buf, line_start, bracket):
+    """(date yyyymmdd, seconds of the day, ok) of the glog stamps at `line_start` (the ']' at `bracket`)."""
+    date, sod, ok = parse_stamps(Window(buf, line_start, HEAD_WIDTH))
+    ok &= (bracket > line_start + 20) & (bracket < line_start + MAX_HEADER)
+    return date, sod, ok
+
+
+def stream(line, iters, values, date, sod, keep=None, kind=None, name=None):
+    """A stream of records (dict of columns, file order); `keep` selects rows."""
+    cols = {"line": line, "iter": iters, "value": values, "date": date, "sod": sod}
+    if kind is not None:
+        cols.update(kind=kind, name=name)
+    return {k: v[keep] for k, v in cols.items()} if keep is not None else cols
+
+
 def scan_train(buf, q, q_line, starts, ends):
-    """The records of `] Iteration N, lr = X` / `] Iteration N, loss = X` around each '=' at q (all fields + ok).
+    """Loss and lr streams from the `] Iteration N, loss = X` / `] Iteration N, lr = X` lines around each '=' at q.
 
     2014 Caffe prints `Iteration N, lr = X` on the line just before `Iteration N, loss = X`. Where the bytes of N
     match, the lr line takes N and the time stamp of its loss line, so only the loss line is decoded in full.
     """
     win = Window(buf, q - MSG_BEFORE, MSG_WIDTH)
     eq, n = MSG_BEFORE, len(q)
-    is_lr = (win.word(eq - 5) & M6) == W_LR
-    is_loss = win.word(eq - 7) == W_LOSS
-    paired = np.zeros(n, bool)
-    if n > 1:
-        paired[:-1] = (is_lr[:-1] & is_loss[1:] & (q_line[1:] == q_line[:-1] + 1)
-                       & (win.word(eq - 13)[:-1] == win.word(eq - 15)[1:]))
-    own = np.flatnonzero(~paired)
-    partner = np.flatnonzero(paired)
-    iters, bracket = np.full(n, -1, np.int64), np.zeros(n, np.int64)
-    iters[own], bracket[own] = iteration_before(lambda off: win.words_at(off, own),
-                                                np.where(is_lr[own], eq - 6, eq - 8))
-    iters[partner] = iters[partner + 1]
-    ok = (is_lr | is_loss) & (win.byte(eq + 1) == SPACE) & (iters >= 0)
+    a = np.frombuffer(buf, np.uint8)
     end = ends[q_line]
-    end = end - (np.frombuffer(buf, np.uint8)[end - 1] == CR)
-    length = end - q - 2
-    values = np.full(n, np.nan)
-    for rows, decode in ((np.flatnonzero(is_loss), decode_values), (np.flatnonzero(is_lr), decode_repeated)):
-        values[rows], value_ok = decode(win, buf, q, rows, length)
-        ok[rows] &= value_ok
-    rec = {"line": q_line, "kind": np.where(is_lr, LR, LOSS).astype(np.int8), "iter": iters, "value": values,
-           "name": np.zeros(n, np.int16)}
-    stamped = own[ok[own]]
-    rec.update(stamp_fields(buf, starts[q_line[stamped]], bracket[stamped] + q[stamped] - eq, stamped, n, ok))
-    for k in ("date", "sod"):
-        rec[k][partner] = rec[k][partner + 1]
-    ok[partner] &= ok[partner + 1]
-    return rec, ok
-
-
-def stamp_fields(buf, line_start, bracket, rows, n, ok):
-    """date/sod arrays of n records, filled at `rows` from their glog stamps; bad stamps clear `ok`."""
-    date, sod, stamp_ok = parse_stamps(Window(buf, line_start, HEAD_WIDTH))
-    ok[rows] &= stamp_ok & (bracket > line_start + 20) & (bracket < line_start + MAX_HEADER)
-    out = {"date": np.zeros(n, np.int64), "sod": np.zeros(n)}
-    out["date"][rows], out["sod"][rows] = date, sod
-    return out
+    length = end - q - 2 - (a[end - 1] == CR)
+    spaced = win.byte(eq + 1) == SPACE
+    is_lr = ((win.word(eq - 5) & M6) == W_LR) & spaced
+    is_loss = (win.word(eq - 7) == W_LOSS) & spaced
+    rows = np.flatnonzero(is_loss)
+    iters, bracket = iteration_before(lambda off: win.words_at(off, rows), eq - 8)
+    values, ok = decode_values(win, buf, q, rows, length[rows])
+    ok &= iters >= 0
+    date, sod, stamp_ok = stamps(buf, starts[q_line[rows]], bracket + q[rows] - eq)
+    ok &= stamp_ok
+    loss = stream(q_line[rows], iters, values, date, sod, keep=ok)
+    good_loss = np.zeros(n + 1, bool)
+    good_loss[rows[ok]] = True
+    at_loss = np.full(n + 1, -1, np.int64)  # row -> index in the loss stream
+    at_loss[rows[ok]] = np.arange(int(ok.sum()))
+    lr_rows = np.flatnonzero(is_lr)
+    paired = np.zeros(len(lr_rows), bool)
+    partner = lr_rows + 1
+    if n > 1:
+        paired = good_loss[partner] & (q_line[np.minimum(partner, n - 1)] == q_line[lr_rows] + 1)
+        paired &= win.word(eq - 13)[lr_rows] == win.word(eq - 15)[np.minimum(partner, n - 1)]
+    lr_values, lr_ok = decode_repeated(win, buf, q, lr_rows, length[lr_rows])
+    own = lr_rows[~paired]  # lr lines without a loss line to lean on (Caffe 1.0): decoded in full
+    own_iters, own_bracket = iteration_before(lambda off: win.words_at(off, own), eq - 6)
+    own_date, own_sod, own_ok = stamps(buf, starts[q_line[own]], own_bracket + q[own] - eq)
+    lr_iters = np.empty(len(lr_rows), np.int64)
+    lr_date, lr_sod = np.empty(len(lr_rows), np.int64), np.empty(len(lr_rows))
+    partner_at = at_loss[partner[paired]]
+    lr_iters[paired], lr_date[paired], lr_sod[paired] = (loss["iter"][partner_at], loss["date"][partner_at],
+                                                         loss["sod"][partner_at])
+    lr_iters[~paired], lr_date[~paired], lr_sod[~paired] = own_iters, own_date, own_sod
+    lr_ok[~paired] &= own_ok & (own_iters >= 0)
+    lr = stream(q_line[lr_rows], lr_iters, lr_values, lr_date, lr_sod, keep=lr_ok)
+    taken = good_loss[:n].copy()
+    taken[lr_rows[lr_ok]] = True
+    return loss, lr, taken
 
 
 def scan_tests(buf, t, t_line, starts, ends):
-    """Records of `] Test score #K: X` (K, X) and `] Iteration N, Testing net` (N) at each 'T' position t."""
+    """Stream of `] Test score #K: X` (K, X) and `] Iteration N, Testing net` (N) at each 'T' position t."""
     size = len(buf)
     words, a = words_view(buf), np.frombuffer(buf, np.uint8)
     at = words.__getitem__
@@ -149,18 +161,15 @@ def scan_tests(buf, t, t_line, starts, ends):
     is_testing = (at(t) == W_TESTING) & ((at(t + 8) & M4) == W_NET_NL) & ((at(t - 2) & M2) == word(b", "))
     t_iter, t_bracket = iteration_before(at, t - 3)
     is_testing &= t_iter >= 0
-    ok = is_score | is_testing
-    n = len(t)
-    rec = {"line": t_line, "kind": np.where(is_score, SCORE, TESTING).astype(np.int8),
-           "iter": np.where(is_score, index, t_iter), "value": np.where(is_score, scores, np.nan),
-           "name": np.where(is_score, -1 - index, 0).astype(np.int16)}
-    rows = np.flatnonzero(ok)
-    rec.update(stamp_fields(buf, starts[t_line[rows]], np.where(is_score, t - 2, t_bracket)[rows], rows, n, ok))
-    return rec, ok
+    date, sod, ok = stamps(buf, starts[t_line], np.where(is_score, t - 2, t_bracket))
+    ok &= is_score | is_testing
+    return ok, stream(t_line, np.where(is_score, index, t_iter), np.where(is_score, scores, np.nan), date, sod, keep=ok,
+                  kind=np.where(is_score, SCORE, TESTING).astype(np.int8),
+                  name=np.where(is_score, -1 - index, 0).astype(np.int16))
 
 
 def scan_fast(buf: bytes):
-    """Records of the common line shapes, plus the line numbers left for the per-line path."""
+    """Streams of the common line shapes ("loss", "lr", "tests"), plus the line numbers left for the per-line path."""
     size = len(buf)
     a = np.frombuffer(buf, np.uint8)
     newlines, q, q_line, t, t_line = split_lines(a)
@@ -169,20 +178,19 @@ def scan_fast(buf: bytes):
     starts = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [size]))
     inner_q = (q >= EDGE) & (q < size - EDGE) & alone_per_line(q_line)
-    train, train_ok = scan_train(buf, q[inner_q], q_line[inner_q], starts, ends)
+    loss, lr, q_taken = scan_train(buf, q[inner_q], q_line[inner_q], starts, ends)
     first_t = first_per_line(t_line)
     inner_t = (t >= EDGE) & (t < size - EDGE) & first_t
-    tests, tests_ok = scan_tests(buf, t[inner_t], t_line[inner_t], starts, ends)
-    rec = {k: np.concatenate((train[k][train_ok], tests[k][tests_ok])) for k in COLUMNS}
+    t_taken, tests = scan_tests(buf, t[inner_t], t_line[inner_t], starts, ends)
     # Lines left for the per-line path: every line with a '=' or 'T' that gave no record here (few).
     q_rest = np.ones(len(q), bool)
-    q_rest[np.flatnonzero(inner_q)[train_ok]] = False
+    q_rest[np.flatnonzero(inner_q)[q_taken]] = False
     t_rest = first_t.copy()
-    t_rest[np.flatnonzero(inner_t)[tests_ok]] = False
-    leftover = unique_sorted(np.sort(np.concatenate((q_line[q_rest], t_line[t_rest]))))
-    taken = train["line"][train_ok]  # sorted
-    leftover = leftover[~contains_sorted(taken, leftover)]
-    return rec, leftover, starts, ends
+    t_rest[np.flatnonzero(inner_t)[t_taken]] = False
+    leftover = np.unique(np.concatenate((q_line[q_rest], t_line[t_rest])))
+    for done in (loss["line"], lr["line"]):  # a line both paths could claim (a 'T' in a train line's header)
+        leftover = leftover[~contains_sorted(done, leftover)]
+    return {"loss": loss, "lr": lr, "tests": tests}, leftover, starts, ends
 
 
 def read_other(buf, words, start, end):
@@ -203,6 +211,8 @@ def read_other(buf, words, start, end):
 
 def contains_sorted(ordered, needles):
     """Mask of the needles present in the sorted array `ordered`."""
+    if not len(ordered):
+        return np.zeros(len(needles), bool)
     found = np.searchsorted(ordered, needles)
     return (found < len(ordered)) & (ordered[np.minimum(found, len(ordered) - 1)] == needles)
 
@@ -219,6 +229,22 @@ def join_logs(texts):
     return b"".join(parts), offsets, cut
 
 
+def with_slow(streams, slow):
+    """The fast streams with the per-line path's records (tuples of COLUMNS) merged in, in file order."""
+    if not slow:
+        return streams
+    cols = {k: np.array([r[j] for r in slow]) for j, k in enumerate(COLUMNS)}
+    out = dict(streams)
+    for label, kinds in (("loss", (LOSS,)), ("lr", (LR,)), ("tests", (TESTING, SCORE))):
+        pick = np.isin(cols["kind"], kinds)
+        if not pick.any():
+            continue
+        both = {k: np.concatenate((v, cols[k][pick].astype(v.dtype))) for k, v in streams[label].items()}
+        order = np.argsort(both["line"], kind="stable")
+        out[label] = {k: v[order] for k, v in both.items()}
+    return out
+
+
 def scan_buffer(buf: bytes, hints, offsets=(0,), cut=None) -> dict:
     """Every record of the logs joined in `buf` (see join_logs; `hints[i]` is log i's year hint), times resolved
     per log, garbled lines counted per log. One scan per net: numpy's fixed costs are paid once, not per file."""
@@ -230,19 +256,17 @@ def scan_buffer(buf: bytes, hints, offsets=(0,), cut=None) -> dict:
     line_ends = np.r_[first_line[1:], len(starts) - 1 if buf.endswith(b"\n") or not buf else len(starts)]
     unterminated = {int(line_ends[i] - 1) for i, c in enumerate(cut) if c}
     if unterminated:
-        gone = np.isin(fast["line"], list(unterminated))
-        fast = {k: v[~gone] for k, v in fast.items()}
-        leftover = np.union1d(leftover, list(unterminated))
+        cut_lines = np.array(sorted(unterminated))
+        fast = {label: {k: v[~np.isin(s["line"], cut_lines)] for k, v in s.items()} for label, s in fast.items()}
+        leftover = np.union1d(leftover, cut_lines)
     slow, outputs, bad = lines_mod.scan_lines(buf, leftover, starts, ends, unterminated)
-    rec = {k: np.concatenate((fast[k], np.asarray([r[j] for r in slow], fast[k].dtype)))
-           for j, k in enumerate(COLUMNS)}
-    order = np.argsort(rec["line"], kind="stable")
-    rec = {k: v[order] for k, v in rec.items()}
-    file_of = np.searchsorted(first_line, rec["line"], side="right") - 1
-    bounds = np.searchsorted(file_of, np.arange(len(offsets) + 1))
-    time = np.concatenate([lines_mod.resolve_times(rec["date"][a:b], rec["sod"][a:b], hint)
-                           for a, b, hint in zip(bounds[:-1], bounds[1:], hints)] or [np.zeros(0)])
-    out = assemble(rec, time, file_of, outputs, len(offsets))
+    streams = with_slow(fast, slow)
+    for s in streams.values():
+        s["file"] = np.searchsorted(first_line, s["line"], side="right") - 1
+        bounds = np.searchsorted(s["file"], np.arange(len(offsets) + 1))
+        s["time"] = np.concatenate([lines_mod.resolve_times(s["date"][a:b], s["sod"][a:b], hint)
+                                    for a, b, hint in zip(bounds[:-1], bounds[1:], hints)] or [np.zeros(0)])
+    out = assemble(streams, outputs, len(offsets))
     bad_file = np.searchsorted(first_line, np.array([n for n, _ in bad], np.int64), side="right") - 1
     out["files"] = [{"lines": int(line_ends[i] - first_line[i]),
                      "bad": int((bad_file == i).sum()) + int(out["orphans"][i]),
@@ -262,23 +286,22 @@ def runs(iters, file_of):
     return (file_of.astype(np.int64) << 20) + count - count[first] if len(iters) else count
 
 
-def assemble(rec, time, file_of, outputs, nfiles):
-    """Per-quantity arrays from the combined records (file order): "series" maps "loss", "lr" and each test output
-    name to (iteration, value, time, run)."""
-    kind = rec["kind"]
+def assemble(streams, outputs, nfiles):
+    """"series": "loss", "lr" and ("test", name) -> (iteration, value, time, run); test outputs take the iteration
+    of the `Testing net` line before them in the same file (one without is an orphan: counted as garbled)."""
     series = {}
-    for label, code in (("loss", LOSS), ("lr", LR)):
-        rows = np.flatnonzero(kind == code)
-        iters = rec["iter"][rows]
-        series[label] = (iters, rec["value"][rows], time[rows], runs(iters, file_of[rows]))
-    testing = np.flatnonzero(kind == TESTING)
-    score = np.flatnonzero(kind == SCORE)
-    owner = np.searchsorted(testing, score) - 1  # a test output belongs to the last "Testing net" line before it
-    orphan = (owner < 0) | (file_of[testing[np.maximum(owner, 0)]] != file_of[score]) if len(testing) else \
+    for label in ("loss", "lr"):
+        s = streams[label]
+        series[label] = (s["iter"], s["value"], s["time"], runs(s["iter"], s["file"]))
+    s = streams["tests"]
+    testing = np.flatnonzero(s["kind"] == TESTING)
+    score = np.flatnonzero(s["kind"] == SCORE)
+    owner = np.searchsorted(testing, score) - 1
+    orphan = (owner < 0) | (s["file"][testing[np.maximum(owner, 0)]] != s["file"][score]) if len(testing) else \
         np.ones(len(score), bool)
-    orphans = np.bincount(file_of[score[orphan]], minlength=nfiles)
+    orphans = np.bincount(s["file"][score[orphan]], minlength=nfiles)
     score, owner = score[~orphan], owner[~orphan]
-    codes = rec["name"][score]
+    codes = s["name"][score]
     seen = sorted(set(codes.tolist()), key=lambda c: (c >= 0, -c if c < 0 else c))  # 2014 scores by index first
     tests = {}
     for code in seen:
@@ -286,7 +309,7 @@ def assemble(rec, time, file_of, outputs, nfiles):
         tests.setdefault(name, []).append(np.flatnonzero(codes == code))
     for name, parts in tests.items():
         rows = np.sort(np.concatenate(parts))
-        t_iter = rec["iter"][testing[owner[rows]]]
-        series[("test", name)] = (t_iter, rec["value"][score[rows]], time[score[rows]],
-                                  runs(t_iter, file_of[score[rows]]))
+        t_iter = s["iter"][testing[owner[rows]]]
+        series[("test", name)] = (t_iter, s["value"][score[rows]], s["time"][score[rows]],
+                                  runs(t_iter, s["file"][score[rows]]))
     return {"series": series, "test_names": list(tests), "orphans": orphans}
