@@ -2,9 +2,9 @@
 
 An entry is valid only for the exact list of log files it was made from, each with its size and mtime (and this
 parser's version): a log that grows, is replaced or is added makes the entry stale, and a stale entry is never used.
-Each entry has two files: `<id>.pkl`, the NetLog with its test series and a digest of the long train series (length,
-last iteration, 10 lowest / highest values: all `xfer summary` needs), and `<id>.arrays`, the full train arrays, read
-only when someone asks for them (a plot of the training curve). Writes are atomic; a damaged or unreadable entry is
+An entry is one file `<id>.pkl` holding two pickles: first the NetLog with its test series and a digest of the long
+train series (length, last iteration, 10 lowest / highest values: all `xfer summary` needs), then the train arrays,
+read only when someone asks for them (a plot of the training curve). Writes are atomic; a damaged or unreadable entry is
 treated as missing, and a cache dir that cannot be written costs speed, never results.
 """
 import hashlib
@@ -17,7 +17,7 @@ import numpy as np
 
 from . import paths
 
-PARSER_VERSION = 6  # bump when the parsed content changes: older entries are then ignored
+PARSER_VERSION = 7  # bump when the parsed content changes: older entries are then ignored
 FIELDS = ("iter", "value", "time", "run")
 FIELD_TYPES = (np.int64, np.float64, np.float64, np.int64)
 
@@ -45,6 +45,7 @@ class StoredArrays:
     def __call__(self):
         try:
             with open(self.path, "rb") as handle:
+                pickle.load(handle)  # the entry's first half: the NetLog
                 stored = pickle.load(handle)
             if stored["token"] == self.token:
                 loss = decode_series(stored["loss"])
@@ -117,13 +118,13 @@ def store(folder, key, netlog):
     base = entry_base(folder)
     token = secrets.token_hex(8)
     arrays = {"loss": encode_series(netlog.loss), "lr": encode_series(netlog.lr, like=netlog.loss)}
+    path = base.with_suffix(".pkl")
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
-        paths.write_bytes_atomic(base.with_suffix(".arrays"), pickle.dumps(dict(arrays, token=token), protocol=5))
-        light = netlog.with_series(**{p: Series.stored(StoredArrays(base.with_suffix(".arrays"), p, token, folder),
-                                                      getattr(netlog, p).digest) for p in ("loss", "lr")})
-        paths.write_bytes_atomic(base.with_suffix(".pkl"),
-                                 pickle.dumps({"key": key, "folder": str(folder), "netlog": light}, protocol=5))
+        light = netlog.with_series(**{p: Series.stored(StoredArrays(path, p, token, folder), getattr(netlog, p).digest)
+                                      for p in ("loss", "lr")})
+        paths.write_bytes_atomic(path, pickle.dumps({"key": key, "folder": str(folder), "netlog": light}, protocol=5)
+                                 + pickle.dumps(dict(arrays, token=token), protocol=5))
     except OSError:
         return netlog
     return light

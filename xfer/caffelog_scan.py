@@ -14,7 +14,7 @@ from .caffelog_lines import LOSS, LR, SCORE, TESTING
 from .caffelog_swar import Window, low_mask, parse_decimals, parse_stamps, trailing_int, word, words_view
 
 NL, EQ, TEE, CR, SPACE = 10, 61, 84, 13, 32
-CHUNK = 1 << 20  # bytes compared per step: temporaries stay in cache
+CHUNK = 1 << 18  # bytes compared per step: the temporaries stay in L2 cache
 EDGE = 64  # '=' / 'T' this close to either end of the buffer go to the per-line path (no bounds checks needed)
 MSG_BEFORE, MSG_WIDTH = 28, 40  # the bytes read around each '=': from `] Iteration 1234567, loss =` to the value
 HEAD_WIDTH = 26  # the bytes read at each line start: the glog stamp
@@ -98,7 +98,7 @@ def stream(line, iters, values, date, sod, keep=None, kind=None, name=None):
     cols = {"line": line, "iter": iters, "value": values, "date": date, "sod": sod}
     if kind is not None:
         cols.update(kind=kind, name=name)
-    return {k: v[keep] for k, v in cols.items()} if keep is not None else cols
+    return {k: v[keep] for k, v in cols.items()} if keep is not None and not keep.all() else cols
 
 
 def scan_train(buf, q, q_line, starts, ends):
@@ -133,16 +133,20 @@ def scan_train(buf, q, q_line, starts, ends):
         paired = good_loss[partner] & (q_line[np.minimum(partner, n - 1)] == q_line[lr_rows] + 1)
         paired &= win.word(eq - 13)[lr_rows] == win.word(eq - 15)[np.minimum(partner, n - 1)]
     lr_values, lr_ok = decode_repeated(win, buf, q, lr_rows, length[lr_rows])
-    own = lr_rows[~paired]  # lr lines without a loss line to lean on (Caffe 1.0): decoded in full
-    own_iters, own_bracket = iteration_before(lambda off: win.words_at(off, own), eq - 6)
-    own_date, own_sod, own_ok = stamps(buf, starts[q_line[own]], own_bracket + q[own] - eq)
-    lr_iters = np.empty(len(lr_rows), np.int64)
-    lr_date, lr_sod = np.empty(len(lr_rows), np.int64), np.empty(len(lr_rows))
-    partner_at = at_loss[partner[paired]]
-    lr_iters[paired], lr_date[paired], lr_sod[paired] = (loss["iter"][partner_at], loss["date"][partner_at],
-                                                         loss["sod"][partner_at])
-    lr_iters[~paired], lr_date[~paired], lr_sod[~paired] = own_iters, own_date, own_sod
-    lr_ok[~paired] &= own_ok & (own_iters >= 0)
+    if paired.all():  # the 2014 case: every lr line has its loss line
+        partner_at = at_loss[partner]
+        lr_iters, lr_date, lr_sod = loss["iter"][partner_at], loss["date"][partner_at], loss["sod"][partner_at]
+    else:
+        own = lr_rows[~paired]  # lr lines without a loss line to lean on (Caffe 1.0): decoded in full
+        own_iters, own_bracket = iteration_before(lambda off: win.words_at(off, own), eq - 6)
+        own_date, own_sod, own_ok = stamps(buf, starts[q_line[own]], own_bracket + q[own] - eq)
+        lr_iters = np.empty(len(lr_rows), np.int64)
+        lr_date, lr_sod = np.empty(len(lr_rows), np.int64), np.empty(len(lr_rows))
+        partner_at = at_loss[partner[paired]]
+        lr_iters[paired], lr_date[paired], lr_sod[paired] = (loss["iter"][partner_at], loss["date"][partner_at],
+                                                             loss["sod"][partner_at])
+        lr_iters[~paired], lr_date[~paired], lr_sod[~paired] = own_iters, own_date, own_sod
+        lr_ok[~paired] &= own_ok & (own_iters >= 0)
     lr = stream(q_line[lr_rows], lr_iters, lr_values, lr_date, lr_sod, keep=lr_ok)
     taken = good_loss[:n].copy()
     taken[lr_rows[lr_ok]] = True
@@ -239,6 +243,13 @@ def with_slow(streams, slow):
         pick = np.isin(cols["kind"], kinds)
         if not pick.any():
             continue
+        lines, fast_lines = cols["line"][pick], streams[label]["line"]
+        if not len(fast_lines) or ((lines < fast_lines[0]) | (lines > fast_lines[-1])).all():
+            before = lines < (fast_lines[0] if len(fast_lines) else 0)  # records at the edges: no sort needed
+            out[label] = {k: np.concatenate((cols[k][pick][before].astype(v.dtype), v,
+                                             cols[k][pick][~before].astype(v.dtype)))
+                          for k, v in streams[label].items()}
+            continue
         both = {k: np.concatenate((v, cols[k][pick].astype(v.dtype))) for k, v in streams[label].items()}
         order = np.argsort(both["line"], kind="stable")
         out[label] = {k: v[order] for k, v in both.items()}
@@ -282,8 +293,10 @@ def runs(iters, file_of):
     back = np.zeros(len(iters), np.int64)
     back[1:] = (iters[1:] < iters[:-1]) & (file_of[1:] == file_of[:-1])
     count = np.cumsum(back)
-    first = np.searchsorted(file_of, file_of)  # index of the first record of the same file (file_of is sorted)
-    return (file_of.astype(np.int64) << 20) + count - count[first] if len(iters) else count
+    if not len(iters):
+        return count
+    first = np.searchsorted(file_of, np.arange(int(file_of[-1]) + 1))  # where each file's records start
+    return (file_of.astype(np.int64) << 20) + count - count[first][file_of]
 
 
 def assemble(streams, outputs, nfiles):
