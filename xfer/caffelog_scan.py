@@ -76,12 +76,14 @@ def decode_values(win, buf, q, rows, length):
     return values, ok
 
 
-def decode_repeated(win, buf, q, rows, length):
-    """Like decode_values for numbers that mostly repeat the one before (the learning rate): decoded per change."""
-    keys = win.word(MSG_BEFORE + 2)[rows] & low_mask(length)
+def decode_repeated(win, buf, q, rows, value_length):
+    """Like decode_values for numbers that mostly repeat the one before (the learning rate): decoded where the 8
+    bytes after `= ` change (the value, or the next line's date), so the rest costs one comparison a line."""
+    keys = win.word(MSG_BEFORE + 2)[rows]
     change = np.ones(len(rows), bool)
-    change[1:] = (keys[1:] != keys[:-1]) | (length[1:] != length[:-1])
-    values, ok = decode_values(win, buf, q, rows[change], length[change])
+    change[1:] = keys[1:] != keys[:-1]
+    firsts = rows[change]
+    values, ok = decode_values(win, buf, q, firsts, value_length(firsts))
     group = np.cumsum(change) - 1
     return values[group], ok[group]
 
@@ -110,43 +112,55 @@ def scan_train(buf, q, q_line, starts, ends):
     win = Window(buf, q - MSG_BEFORE, MSG_WIDTH)
     eq, n = MSG_BEFORE, len(q)
     a = np.frombuffer(buf, np.uint8)
-    end = ends[q_line]
-    length = end - q - 2 - (a[end - 1] == CR)
+
+    def value_length(rows):
+        end = ends[q_line[rows]]
+        return end - q[rows] - 2 - (a[end - 1] == CR)
+
     spaced = win.byte(eq + 1) == SPACE
     is_lr = ((win.word(eq - 5) & M6) == W_LR) & spaced
     is_loss = (win.word(eq - 7) == W_LOSS) & spaced
     rows = np.flatnonzero(is_loss)
     iters, bracket = iteration_before(lambda off: win.words_at(off, rows), eq - 8)
-    values, ok = decode_values(win, buf, q, rows, length[rows])
+    values, ok = decode_values(win, buf, q, rows, value_length(rows))
     ok &= iters >= 0
     date, sod, stamp_ok = stamps(buf, starts[q_line[rows]], bracket + q[rows] - eq)
     ok &= stamp_ok
     loss = stream(q_line[rows], iters, values, date, sod, keep=ok)
+    lr_rows = np.flatnonzero(is_lr)
+    lr_values, lr_ok = decode_repeated(win, buf, q, lr_rows, value_length)
+    m = len(lr_rows)
+    lead = int(bool(len(rows)) and (not m or rows[0] < lr_rows[0]))  # a loss line whose lr line is cut off
+    if ok.all() and len(rows) >= lead + m and m:
+        partner = rows[lead:lead + m]
+        if ((partner == lr_rows + 1).all() and (q_line[partner] == q_line[lr_rows] + 1).all()
+                and (win.word(eq - 13)[lr_rows] == win.word(eq - 15)[partner]).all()):
+            # Every lr line is followed by its loss line (2014): the lr stream shares the loss stream's columns.
+            lr = {"line": q_line[lr_rows], "iter": loss["iter"][lead:lead + m], "value": lr_values,
+                  "date": loss["date"][lead:lead + m], "sod": loss["sod"][lead:lead + m]}
+            lr = {k: v[lr_ok] for k, v in lr.items()} if not lr_ok.all() else lr
+            taken = is_loss.copy()
+            taken[lr_rows[lr_ok]] = True
+            return loss, lr, taken
     good_loss = np.zeros(n + 1, bool)
     good_loss[rows[ok]] = True
     at_loss = np.full(n + 1, -1, np.int64)  # row -> index in the loss stream
     at_loss[rows[ok]] = np.arange(int(ok.sum()))
-    lr_rows = np.flatnonzero(is_lr)
-    paired = np.zeros(len(lr_rows), bool)
     partner = lr_rows + 1
+    paired = np.zeros(len(lr_rows), bool)
     if n > 1:
         paired = good_loss[partner] & (q_line[np.minimum(partner, n - 1)] == q_line[lr_rows] + 1)
         paired &= win.word(eq - 13)[lr_rows] == win.word(eq - 15)[np.minimum(partner, n - 1)]
-    lr_values, lr_ok = decode_repeated(win, buf, q, lr_rows, length[lr_rows])
-    if paired.all():  # the 2014 case: every lr line has its loss line
-        partner_at = at_loss[partner]
-        lr_iters, lr_date, lr_sod = loss["iter"][partner_at], loss["date"][partner_at], loss["sod"][partner_at]
-    else:
-        own = lr_rows[~paired]  # lr lines without a loss line to lean on (Caffe 1.0): decoded in full
-        own_iters, own_bracket = iteration_before(lambda off: win.words_at(off, own), eq - 6)
-        own_date, own_sod, own_ok = stamps(buf, starts[q_line[own]], own_bracket + q[own] - eq)
-        lr_iters = np.empty(len(lr_rows), np.int64)
-        lr_date, lr_sod = np.empty(len(lr_rows), np.int64), np.empty(len(lr_rows))
-        partner_at = at_loss[partner[paired]]
-        lr_iters[paired], lr_date[paired], lr_sod[paired] = (loss["iter"][partner_at], loss["date"][partner_at],
-                                                             loss["sod"][partner_at])
-        lr_iters[~paired], lr_date[~paired], lr_sod[~paired] = own_iters, own_date, own_sod
-        lr_ok[~paired] &= own_ok & (own_iters >= 0)
+    own = lr_rows[~paired]  # lr lines without a loss line to lean on (Caffe 1.0): decoded in full
+    own_iters, own_bracket = iteration_before(lambda off: win.words_at(off, own), eq - 6)
+    own_date, own_sod, own_ok = stamps(buf, starts[q_line[own]], own_bracket + q[own] - eq)
+    lr_iters = np.empty(len(lr_rows), np.int64)
+    lr_date, lr_sod = np.empty(len(lr_rows), np.int64), np.empty(len(lr_rows))
+    partner_at = at_loss[partner[paired]]
+    lr_iters[paired], lr_date[paired], lr_sod[paired] = (loss["iter"][partner_at], loss["date"][partner_at],
+                                                         loss["sod"][partner_at])
+    lr_iters[~paired], lr_date[~paired], lr_sod[~paired] = own_iters, own_date, own_sod
+    lr_ok[~paired] &= own_ok & (own_iters >= 0)
     lr = stream(q_line[lr_rows], lr_iters, lr_values, lr_date, lr_sod, keep=lr_ok)
     taken = good_loss[:n].copy()
     taken[lr_rows[lr_ok]] = True
