@@ -254,7 +254,7 @@ def with_slow(streams, slow):
     cols = {k: np.array([r[j] for r in slow]) for j, k in enumerate(COLUMNS)}
     out = dict(streams)
     for label, kinds in (("loss", (LOSS,)), ("lr", (LR,)), ("tests", (TESTING, SCORE))):
-        pick = np.isin(cols["kind"], kinds)
+        pick = (cols["kind"] == kinds[0]) | (cols["kind"] == kinds[-1])
         if not pick.any():
             continue
         lines, fast_lines = cols["line"][pick], streams[label]["line"]
