@@ -130,12 +130,16 @@ verify_build() {
     case $line in *"not found"*) fail "$caffe: $line";; esac
   done
   if ldd "$caffe" | grep -q 'not found'; then fail "$caffe has unresolved libraries: $(ldd "$caffe" | grep 'not found')"; fi
-  # No GPU here: device_query must report it and exit non-zero, not crash.
+  # Without a GPU (patch 0004), device_query prints one error line and exits 1; with one, it lists the device.
   local out rc=0
   out=$("$caffe" device_query -gpu 0 2>&1) || rc=$?
-  echo "$out" | tail -n 3 | sed 's/^/    /' >&2
-  [ "$rc" -ne 0 ] || { nvidia-smi >/dev/null 2>&1 || fail "device_query succeeded without a GPU?"; }
-  case $rc in 0|1) ;; *) fail "caffe device_query died with exit code $rc (expected a clean error)";; esac
+  echo "$out" | tail -n 2 | sed 's/^/    /' >&2
+  if nvidia-smi -L >/dev/null 2>&1; then
+    [ "$rc" -eq 0 ] || fail "caffe device_query -gpu 0 failed (exit $rc) on a machine with a GPU"
+  else
+    [ "$rc" -eq 1 ] && grep -q 'No usable CUDA device' <<<"$out" \
+      || fail "caffe device_query -gpu 0 without a GPU: expected 'No usable CUDA device' and exit 1, got exit $rc"
+  fi
   local linked=cudart/cublas/curand; [ "$variant" = cudnn ] && linked+=/cudnn
   say "$variant: OK ($caffe links $linked; device_query exit $rc)"
 }
