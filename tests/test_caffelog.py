@@ -108,7 +108,8 @@ def test_2014_log_gz_with_restart(tmp_path):
 def test_caffe1_log_names_and_stamps(tmp_path):
     net = tmp_path / "half0A"
     start = datetime.datetime(2026, 11, 25, 19, 16, 3, 289494)
-    text = "Log file created at: 2026/11/25 19:16:03\nRunning on machine: vm\n" + run_caffe1(start, 0, 48, loss_a, acc_a)
+    text = "Log file created at: 2026/11/25 19:16:03\nRunning on machine: vm\n"
+    text += run_caffe1(start, 0, 48, loss_a, acc_a)
     text += line(start + datetime.timedelta(minutes=1), "solver.cpp:310", "Iteration 48, loss = 0.5", True)
     write(net / "261125_191603_half0A.log", text)
     log = caffelog.parse_net_dir(net)

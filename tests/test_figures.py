@@ -74,6 +74,18 @@ def test_plot_all_reports_bad_input_and_missing_figures(tmp_path):
     assert "reduced: skipped" in text and "reduced-0001" in text
 
 
+def test_preserve_plot_when_present(tmp_path):
+    root = tmp_path / "results"
+    names = ["half0A", "half0B", "transfer0A0B_1_2", "transfer-ft0A0B_1_2", "preserve1_0A0B_1_2", "preserve2_0A0B_1_2",
+             "preserve1_0A0B_1_3"]
+    for i, name in enumerate(names):
+        accuracy_run(name, np.linspace(0.3, 0.6 + 0.005 * i, 12), np.linspace(3, 1, 12), np.linspace(3, 0.5, 12), root)
+    written = figures.plot_all(root, tmp_path / "plots", log=lambda text: None)
+    assert {"result_preserved.pdf", "result_preserved.png"} <= {p.name for p in written}
+    fam = summary.families(summary.summarize(root))
+    assert set(fam["preserve1"]) == {2, 3} and set(fam["preserve2"]) == {2}
+
+
 def test_cli_plot_empty_tree(tmp_path):
     (tmp_path / "results").mkdir()
     out = xfer("plot", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "plots"))

@@ -20,7 +20,7 @@ def words_view(buf: bytes):
     return np.ndarray(shape=(len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,))
 
 
-def word(text: bytes, nbytes=None) -> np.uint64:
+def word(text: bytes) -> np.uint64:
     """The word of up to 8 ASCII bytes (the first byte lowest)."""
     return U(int.from_bytes(text.ljust(8, b"\0")[:8], "little"))
 

@@ -23,6 +23,10 @@ FIGURE_FAMILIES = {
     "reduced": ("reduced",),
     "preserve": ("preserve",),
 }
+# The nets without which a figure has nothing of its own to show (what a skipped figure asks for).
+FIGURE_CORE = {"figure 2": FIGURE_FAMILIES["figure 2"],
+               "figure 3": ("natman-base", "natman-transfer", "nolearn", "netbase"),
+               "reduced": ("reduced",), "preserve": ("preserve",)}
 FILE_NAMES = {  # the original repository's names for the same plots
     "points": "result_transfer", "lines": "result_transfer_lines", "lines_notext": "result_transfer_lines_notext",
     "figure3": "result_random_nm_combined", "reduced": "result_reduced", "reduced_log": "result_reduced_log",
@@ -58,8 +62,9 @@ def compress(names) -> str:
     return ", ".join(parts)
 
 
-def needed(figure, suite) -> set:
-    return {n.name for n in registry.nets(suite) if n.family in FIGURE_FAMILIES[figure]}
+def needed(figure, suite, core=False) -> set:
+    families = (FIGURE_CORE if core else FIGURE_FAMILIES)[figure]
+    return {n.name for n in registry.nets(suite) if n.family in families}
 
 
 def missing_text(figure, present, suite, limit=8) -> str:
@@ -101,7 +106,7 @@ def figure2(summary_dict, out_path, style="points", annotate=True, suite=None) -
     fam = summary.families(summary_dict)
     if not any(k in fam for k in ("baseB", "BnB", "BnB+", "AnB", "AnB+")):
         raise XferError("figure 2 has nothing to plot", fix="it needs test results of some of: " +
-                        compress(needed("figure 2", suite or guess_suite(summary_dict))))
+                        compress(needed("figure 2", suite or guess_suite(summary_dict), core=True)))
     present = {name for name, row in summary_dict.items() if row.get("top1") is not None}
     note = missing_text("figure 2", present, suite or guess_suite(summary_dict))
     fig = figures_draw.figure2_points(fam, note) if style == "points" else \
@@ -123,7 +128,7 @@ def plot_all(results_dir, out_dir, compare=None, nets=None, log=None) -> list:
 
     def draw(figure, keys, make):
         if not any(k in fam for k in keys):
-            log(f"{figure}: skipped, needs test results of some of: {compress(needed(figure, suite)) or keys}")
+            log(f"{figure}: skipped, needs test results of some of: {compress(needed(figure, suite, core=True))}")
             return
         for name, fig in make(missing_text(figure, present, suite)):
             written.extend(save(fig, out / FILE_NAMES[name]))
@@ -143,12 +148,17 @@ def plot_all(results_dir, out_dir, compare=None, nets=None, log=None) -> list:
         summary.report_problems({f"{compare}: {k}": v for k, v in other_problems.items()}, stream=_Writer(log))
         other_fam = summary.families(other)
         if any(k in other_fam for k in ("BnB", "AnB")):
-            fig = figures_draw.compare_figure(fam, other_fam, Path(results_dir).name or str(results_dir),
-                                              Path(compare).name or str(compare))
+            fig = figures_draw.compare_figure(fam, other_fam, tree_label(results_dir), tree_label(compare))
             written.extend(save(fig, out / FILE_NAMES["compare"]))
         else:
             log(f"--compare {compare}: no selffer/transfer nets with test results there, nothing to overlay")
     return written
+
+
+def tree_label(path) -> str:
+    """A short name for a results tree in a legend: its last two folders (`paper/results`, `demo/results`)."""
+    parts = Path(path).resolve().parts
+    return "/".join(parts[-2:]) if len(parts) >= 2 else str(path)
 
 
 class _Writer:

@@ -243,6 +243,8 @@ def compare_figure(fam_a, fam_b, label_a, label_b, missing=""):
         layer_axis(ax)
     absolute.set_ylabel(YLABEL)
     relative.set_ylabel("Top-1 accuracy relative to baseB")
+    absolute.set_title(f"solid: {label_a}   dashed: {label_b}", fontsize=9)
+    relative.set_title("each relative to its own baseB", fontsize=9)
     absolute.legend(fontsize=7, frameon=False, loc="lower left", ncol=2)
     note_missing(fig, missing)
     fig.tight_layout(rect=(0, 0.04 if missing else 0, 1, 1))
