@@ -69,7 +69,7 @@ def encode(array, like=None):
         steps = np.diff(array)
         if (steps == steps[0]).all():
             return ("step", int(array[0]), int(steps[0]), n)
-    change = np.flatnonzero(np.r_[True, array[1:] != array[:-1]]) if n else np.zeros(0, np.int64)
+    change = np.flatnonzero(np.concatenate(([True], array[1:] != array[:-1]))) if n else np.zeros(0, np.int64)
     if len(change) * 8 < n:
         return ("runs", change.astype(np.int64), array[change], n)
     if array.dtype.kind == "i" and n and np.abs(array).max() < 2 ** 31:
@@ -86,7 +86,7 @@ def decode(code, dtype, like=None):
         return first + step * np.arange(n, dtype=dtype)
     if tag == "runs":
         _, starts, values, n = code
-        counts = np.diff(np.r_[starts, n])
+        counts = np.diff(np.concatenate((starts, [n])))
         return np.repeat(values, counts).astype(dtype)
     return np.asarray(code[1], dtype)
 
