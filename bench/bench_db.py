@@ -151,6 +151,8 @@ def bench_writers(work, root, entries, args, shm):
     dbwriter.write_list_file(list_path, entries)
     n, options, best = len(entries), dbwriter.Options(args.resize), {}
 
+    OTHERS.clear()  # from here on: what other processes took during the timed writer runs
+
     def keep(name, wall, cpu):
         if name not in best or wall < best[name][0]:
             best[name] = (wall, cpu)
@@ -179,11 +181,12 @@ def bench_writers(work, root, entries, args, shm):
         print(row("convert_imageset + compute_image_mean", n, caffe_total, best["caffe"][1] + best["mean"][1],
                   others=False))
         print(row("parallel writer with the mean", n, wall, cpu, caffe_total))
+    busiest = (max(o[0] for o in OTHERS), max(o[1] for o in OTHERS))
     same = all(same_records(work / "caffe", work / d) for d in ("caffe_malloc", "par", "par_mean"))
     same_mean = (work / "caffe_mean.binaryproto").read_bytes() == result.mean_blob.SerializeToString()
     print(f"  identical records (keys + Datum bytes): {'yes' if same else 'NO'};  "
           f"identical mean file bytes: {'yes' if same_mean else 'NO'}")
-    return best, same and same_mean
+    return best, same and same_mean, busiest
 
 
 def bench_ceiling(work, root, entries, args, shm):
@@ -251,7 +254,7 @@ def main(argv=None) -> int:
         size = sum((root / p).stat().st_size for p, _ in entries) / len(entries)
         print(f"{len(entries)} JPEGs of {WIDTH}x{HEIGHT} (average {size / 1000:.0f} kB) ready in {wall:.0f} s; "
               f"resize {args.resize}x{args.resize}, {args.jobs} jobs")
-        best, ok = bench_writers(work, root, entries, args, shm)
+        best, ok, busiest = bench_writers(work, root, entries, args, shm)
         ceiling = bench_ceiling(work, root, entries, args, shm)
         n = len(entries)
         print(f"best of {args.rounds} rounds:")
@@ -262,8 +265,8 @@ def main(argv=None) -> int:
         caffe_mean = (best["caffe"][0] + best["mean"][0], best["caffe"][1] + best["mean"][1])
         print(row("convert_imageset + compute_image_mean", n, *caffe_mean, others=False))
         print(row("parallel writer with the mean", n, *best["par_mean"], caffe_mean[0], others=False))
-        print(f"  other processes took {max(o[0] for o in OTHERS):.2f} cores at most during a timed run "
-              f"(+ {max(o[1] for o in OTHERS):.2f} niced)")
+        print(f"  other processes took {busiest[0]:.2f} cores at most during a timed writer run "
+              f"(+ {busiest[1]:.2f} niced)")
         print(f"  ceiling: one convert_imageset into RAM {ceiling:.1f} img/s per core -> x{args.jobs} = "
               f"{ceiling * args.jobs:.1f} img/s; the parallel writer reaches "
               f"{n / best['par'][0] / ceiling / args.jobs:.0%} of it")
