@@ -19,6 +19,7 @@ import dataclasses
 import fnmatch
 import multiprocessing
 import os
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,8 +299,11 @@ def parse_tree(results_dir, nets=None, cache=True, workers=None) -> dict:
     todo.sort(key=lambda t: -t[0])  # largest first: the pool finishes evenly
     workers = workers or len(os.sched_getaffinity(0))
     if workers > 1 and len(todo) > 1 and sum(size for size, _ in todo) >= PARALLEL_BYTES:
-        context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() \
-            else None
+        # fork is the fast start, but forking a process with threads (a Jupyter kernel) can deadlock a child.
+        methods = multiprocessing.get_all_start_methods()
+        method = "fork" if "fork" in methods and threading.active_count() == 1 else \
+            "forkserver" if "forkserver" in methods else None
+        context = multiprocessing.get_context(method) if method else None
         with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
             for netlog in pool.map(parse_net_dir, [f for _, f in todo], [cache] * len(todo)):
                 out[netlog.name] = netlog

@@ -16,7 +16,8 @@ from .caffelog_swar import Window, low_mask, parse_decimals, parse_stamps, trail
 NL, EQ, TEE, CR, SPACE = 10, 61, 84, 13, 32
 CHUNK = 1 << 18  # bytes compared per step: the temporaries stay in L2 cache
 EDGE = 64  # '=' / 'T' this close to either end of the buffer go to the per-line path (no bounds checks needed)
-MSG_BEFORE, MSG_WIDTH = 28, 40  # the bytes read around each '=': from `] Iteration 1234567, loss =` to the value
+MSG_BEFORE, MSG_WIDTH = 28, 40  # the bytes read around each loss '=': from `] Iteration 1234567, loss =` to X
+LR_WIDTH = 48  # around each lr '=': the same start, and 16 bytes of X
 HEAD_WIDTH = 26  # the bytes read at each line start: the glog stamp
 MAX_HEADER = 80  # glog's `LYYYYMMDD HH:MM:SS.uuuuuu TID file:line]` is shorter; two lines run together are longer
 W_LR, W_LOSS = word(b", lr ="), word(b", loss =")
@@ -66,24 +67,26 @@ def iteration_before(word_at, last_digit):
     return np.where(ok, iters, -1), first - 12
 
 
-def decode_values(win, buf, q, rows, length):
-    """The numbers after `= ` on the given rows (`length` bytes each), and which of them are numbers."""
-    eq = MSG_BEFORE
-    words = win.word(eq + 2)[rows]
-    values, ok = parse_decimals(words, win.byte(eq + 10)[rows], length)
+def decode_values(words, ninth, buf, start, length):
+    """The numbers of `length` bytes at `start` (their first 8 bytes `words`, 9th byte `ninth`), and which of them
+    are numbers."""
+    values, ok = parse_decimals(words, ninth, length)
     other = np.flatnonzero(~ok)  # nan, `1e-05`, signs: read by Python, once per distinct text
-    values[other], ok[other] = read_other(buf, words[other], q[rows][other] + 2, q[rows][other] + 2 + length[other])
+    values[other], ok[other] = read_other(buf, words[other], start[other], start[other] + length[other])
     return values, ok
 
 
-def decode_repeated(win, buf, q, rows, value_length):
-    """Like decode_values for numbers that mostly repeat the one before (the learning rate): decoded where the 8
-    bytes after `= ` change (the value, or the next line's date), so the rest costs one comparison a line."""
-    keys = win.word(MSG_BEFORE + 2)[rows]
-    change = np.ones(len(rows), bool)
-    change[1:] = keys[1:] != keys[:-1]
-    firsts = rows[change]
-    values, ok = decode_values(win, buf, q, firsts, value_length(firsts))
+def decode_repeated(words, words2, ninth, buf, start, length):
+    """Like decode_values for numbers that mostly repeat the one before (the learning rate): decoded only where
+    the text changes, so the rest costs a few comparisons a line. `words2` holds bytes 8..15 of each text."""
+    keys = words & low_mask(length)
+    change = np.ones(len(words), bool)
+    change[1:] = (keys[1:] != keys[:-1]) | (length[1:] != length[:-1])
+    long_ = np.flatnonzero(length[1:] > 8) + 1  # past 8 bytes the rest of the text must match too
+    tails = words2[long_] & low_mask(length[long_] - 8)
+    change[long_] |= tails != (words2[long_ - 1] & low_mask(length[long_] - 8))
+    firsts = np.flatnonzero(change)
+    values, ok = decode_values(words[firsts], ninth[firsts], buf, start[firsts], length[firsts])
     group = np.cumsum(change) - 1
     return values[group], ok[group]
 
@@ -109,62 +112,62 @@ def scan_train(buf, q, q_line, starts, ends):
     2014 Caffe prints `Iteration N, lr = X` on the line just before `Iteration N, loss = X`. Where the bytes of N
     match, the lr line takes N and the time stamp of its loss line, so only the loss line is decoded in full.
     """
-    win = Window(buf, q - MSG_BEFORE, MSG_WIDTH)
-    eq, n = MSG_BEFORE, len(q)
     a = np.frombuffer(buf, np.uint8)
+    kind = a[q - 2]  # the 'r' of "lr =" or the 's' of "loss =": each kind gets its own compact window
+    loss_q, loss_line = q[kind == ord("s")], q_line[kind == ord("s")]
+    lr_q, lr_line = q[kind == ord("r")], q_line[kind == ord("r")]
 
-    def value_length(rows):
-        end = ends[q_line[rows]]
-        return end - q[rows] - 2 - (a[end - 1] == CR)
+    def value_length(qs, lines):
+        end = ends[lines]
+        return end - qs - 2 - (a[end - 1] == CR)
 
-    spaced = win.byte(eq + 1) == SPACE
-    is_lr = ((win.word(eq - 5) & M6) == W_LR) & spaced
-    is_loss = (win.word(eq - 7) == W_LOSS) & spaced
-    rows = np.flatnonzero(is_loss)
-    iters, bracket = iteration_before(lambda off: win.words_at(off, rows), eq - 8)
-    values, ok = decode_values(win, buf, q, rows, value_length(rows))
-    ok &= iters >= 0
-    date, sod, stamp_ok = stamps(buf, starts[q_line[rows]], bracket + q[rows] - eq)
+    win = Window(buf, loss_q - MSG_BEFORE, MSG_WIDTH)
+    eq = MSG_BEFORE
+    ok = (win.word(eq - 7) == W_LOSS) & (win.byte(eq + 1) == SPACE)
+    iters, bracket = iteration_before(win.words_at, eq - 8)
+    values, value_ok = decode_values(win.word(eq + 2), win.byte(eq + 10), buf, loss_q + 2,
+                                     value_length(loss_q, loss_line))
+    ok &= value_ok & (iters >= 0)
+    date, sod, stamp_ok = stamps(buf, starts[loss_line], bracket + loss_q - eq)
     ok &= stamp_ok
-    loss = stream(q_line[rows], iters, values, date, sod, keep=ok)
-    lr_rows = np.flatnonzero(is_lr)
-    lr_values, lr_ok = decode_repeated(win, buf, q, lr_rows, value_length)
-    m = len(lr_rows)
-    lead = int(bool(len(rows)) and (not m or rows[0] < lr_rows[0]))  # a loss line whose lr line is cut off
-    if ok.all() and len(rows) >= lead + m and m:
-        partner = rows[lead:lead + m]
-        if ((partner == lr_rows + 1).all() and (q_line[partner] == q_line[lr_rows] + 1).all()
-                and (win.word(eq - 13)[lr_rows] == win.word(eq - 15)[partner]).all()):
+    loss = stream(loss_line, iters, values, date, sod, keep=ok)
+    # lr lines (`, lr = X`): their own window, 8 bytes longer (X may need 16 bytes to tell one rate from the next).
+    lw = Window(buf, lr_q - eq, LR_WIDTH)
+    lr_ok = ((lw.word(eq - 5) & M6) == W_LR) & (lw.byte(eq + 1) == SPACE)
+    lr_values, value_ok = decode_repeated(lw.word(eq + 2), lw.word(eq + 10), lw.byte(eq + 10), buf, lr_q + 2,
+                                          value_length(lr_q, lr_line))
+    lr_ok &= value_ok
+    m, lead = len(lr_q), int(bool(len(loss_q)) and (not len(lr_q) or loss_q[0] < lr_q[0]))
+    if m and ok.all() and len(loss_q) >= lead + m:
+        partner = slice(lead, lead + m)
+        if (loss_line[partner] == lr_line + 1).all() and (win.word(eq - 15)[partner] == lw.word(eq - 13)).all():
             # Every lr line is followed by its loss line (2014): the lr stream shares the loss stream's columns.
-            lr = {"line": q_line[lr_rows], "iter": loss["iter"][lead:lead + m], "value": lr_values,
-                  "date": loss["date"][lead:lead + m], "sod": loss["sod"][lead:lead + m]}
-            lr = {k: v[lr_ok] for k, v in lr.items()} if not lr_ok.all() else lr
-            taken = is_loss.copy()
-            taken[lr_rows[lr_ok]] = True
-            return loss, lr, taken
-    good_loss = np.zeros(n + 1, bool)
-    good_loss[rows[ok]] = True
-    at_loss = np.full(n + 1, -1, np.int64)  # row -> index in the loss stream
-    at_loss[rows[ok]] = np.arange(int(ok.sum()))
-    partner = lr_rows + 1
-    paired = np.zeros(len(lr_rows), bool)
-    if n > 1:
-        paired = good_loss[partner] & (q_line[np.minimum(partner, n - 1)] == q_line[lr_rows] + 1)
-        paired &= win.word(eq - 13)[lr_rows] == win.word(eq - 15)[np.minimum(partner, n - 1)]
-    own = lr_rows[~paired]  # lr lines without a loss line to lean on (Caffe 1.0): decoded in full
-    own_iters, own_bracket = iteration_before(lambda off: win.words_at(off, own), eq - 6)
-    own_date, own_sod, own_ok = stamps(buf, starts[q_line[own]], own_bracket + q[own] - eq)
-    lr_iters = np.empty(len(lr_rows), np.int64)
-    lr_date, lr_sod = np.empty(len(lr_rows), np.int64), np.empty(len(lr_rows))
-    partner_at = at_loss[partner[paired]]
-    lr_iters[paired], lr_date[paired], lr_sod[paired] = (loss["iter"][partner_at], loss["date"][partner_at],
-                                                         loss["sod"][partner_at])
-    lr_iters[~paired], lr_date[~paired], lr_sod[~paired] = own_iters, own_date, own_sod
-    lr_ok[~paired] &= own_ok & (own_iters >= 0)
-    lr = stream(q_line[lr_rows], lr_iters, lr_values, lr_date, lr_sod, keep=lr_ok)
-    taken = good_loss[:n].copy()
-    taken[lr_rows[lr_ok]] = True
-    return loss, lr, taken
+            lr = {"line": lr_line, "iter": loss["iter"][partner], "value": lr_values, "date": loss["date"][partner],
+                  "sod": loss["sod"][partner]}
+            return loss, (lr if lr_ok.all() else {k: v[lr_ok] for k, v in lr.items()}), taken(kind, ok, lr_ok)
+    # The general case: an lr line followed by a good loss line with the same N takes that line's N and stamp;
+    # any other lr line (Caffe 1.0 prints lr after loss) is decoded in full.
+    j = np.minimum(np.searchsorted(loss_line, lr_line + 1), max(len(loss_line) - 1, 0))
+    paired = np.zeros(m, bool) if not len(loss_line) else (
+        (loss_line[j] == lr_line + 1) & ok[j] & (win.word(eq - 15)[j] == lw.word(eq - 13)))
+    own = np.flatnonzero(~paired)
+    own_iters, own_bracket = iteration_before(lambda off: lw.words_at(off, own), eq - 6)
+    own_date, own_sod, own_ok = stamps(buf, starts[lr_line[own]], own_bracket + lr_q[own] - eq)
+    lr_iters, lr_date, lr_sod = iters[j] if len(loss_line) else np.zeros(m, np.int64), \
+        date[j] if len(loss_line) else np.zeros(m, np.int64), sod[j] if len(loss_line) else np.zeros(m)
+    lr_iters, lr_date, lr_sod = lr_iters.copy(), lr_date.copy(), lr_sod.copy()
+    lr_iters[own], lr_date[own], lr_sod[own] = own_iters, own_date, own_sod
+    lr_ok[own] &= own_ok & (own_iters >= 0)
+    lr = stream(lr_line, lr_iters, lr_values, lr_date, lr_sod, keep=lr_ok)
+    return loss, lr, taken(kind, ok, lr_ok)
+
+
+def taken(kind, loss_ok, lr_ok):
+    """Which '=' gave a record (the others go to the per-line path)."""
+    out = np.zeros(len(kind), bool)
+    out[kind == ord("s")] = loss_ok
+    out[kind == ord("r")] = lr_ok
+    return out
 
 
 def scan_tests(buf, t, t_line, starts, ends):
