@@ -153,9 +153,10 @@ def scan_train(buf, q, q_line, starts, ends):
     own = np.flatnonzero(~paired)
     own_iters, own_bracket = iteration_before(lambda off: lw.words_at(off, own), eq - 6)
     own_date, own_sod, own_ok = stamps(buf, starts[lr_line[own]], own_bracket + lr_q[own] - eq)
-    lr_iters, lr_date, lr_sod = iters[j] if len(loss_line) else np.zeros(m, np.int64), \
-        date[j] if len(loss_line) else np.zeros(m, np.int64), sod[j] if len(loss_line) else np.zeros(m)
-    lr_iters, lr_date, lr_sod = lr_iters.copy(), lr_date.copy(), lr_sod.copy()
+    if len(loss_line):
+        lr_iters, lr_date, lr_sod = iters[j], date[j], sod[j]  # (copies: fancy indexing)
+    else:
+        lr_iters, lr_date, lr_sod = np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(m)
     lr_iters[own], lr_date[own], lr_sod[own] = own_iters, own_date, own_sod
     lr_ok[own] &= own_ok & (own_iters >= 0)
     lr = stream(lr_line, lr_iters, lr_values, lr_date, lr_sod, keep=lr_ok)
