@@ -154,6 +154,14 @@ def test_garbled_lines_are_counted_not_fatal(tmp_path):
     assert any("garbled" in p for p in log.problems())
 
 
+def test_crlf_line_ends(tmp_path):
+    text = run_2014(datetime.datetime(2014, 4, 3), 20, 2000, loss_a, acc_a).replace("\n", "\r\n")
+    write(tmp_path / "half0A" / "140403_000000_half0A.o1", text)
+    log = caffelog.parse_net_dir(tmp_path / "half0A")
+    assert log.bad_lines == 0 and len(log.loss) == len(log.lr) == 100 and len(log.tests["accuracy"]) == 2
+    assert log.loss.value[0] == float(loss_a(20))
+
+
 def test_empty_and_crashed(tmp_path):
     (tmp_path / "half2A").mkdir()
     empty = caffelog.parse_net_dir(tmp_path / "half2A")
