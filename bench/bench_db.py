@@ -8,7 +8,7 @@ checks that both give the same records (keys and serialized Datum bytes) and the
 single-core conversion rate into RAM (the ceiling per core), the disk per image of LMDB, LevelDB and the shared PNG
 tree, and projects the disk of the paper's 22 ILSVRC12 datasets. Figures: docs/datasets.md.
 
-Usage: .venv/bin/python bench/bench_db.py [--images 2400] [--jobs N] [--rounds 2]
+Usage: .venv/bin/python bench/bench_db.py [--images 8000] [--jobs N] [--rounds 2] [--dir DIR (keeps the images)]
 """
 import argparse
 import os
@@ -236,7 +236,7 @@ def projection(lmdb_bytes, leveldb_bytes, png_bytes):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=2400)
+    parser.add_argument("--images", type=int, default=8000)
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--resize", type=int, default=256)
