@@ -36,11 +36,20 @@ def test_a_wrong_list_is_named_and_fails_verify(paper_valid, paper_dir, capsys):
     broken.write_text(broken.read_text().replace(" 0\n", " 1\n", 1))
     mismatches = splits.verify(paper_valid)
     assert len(mismatches) == 1 and str(broken) in mismatches[0] and "18de8b37378e07e60dc602b6130eeeb2" in mismatches[0]
+    assert "paper_md5sums.txt:" in mismatches[0]
     # the broken file differs from what the kit would write: it is kept unless --force ...
     assert cli.main(["splits", "--data-dir", str(paper_valid), "--synsets", synsets, "--verify"]) == 2
     assert "exists with different content" in capsys.readouterr().err
     # ... and --force restores it
     assert cli.main(["splits", "--data-dir", str(paper_valid), "--synsets", synsets, "--verify", "--force"]) == 0
+    # a whole list in another order: every list is consistent with it, and all 11 differ from the paper's
+    whole = paper_valid / "whole_valid" / "files.txt"
+    lines = whole.read_text().splitlines(keepends=True)
+    whole.write_text("".join(lines[1:] + lines[:1]))
+    capsys.readouterr()
+    assert cli.main(["splits", "--data-dir", str(paper_valid), "--synsets", synsets, "--verify", "--force"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("MISMATCH") == 11 and "0 of 11 lists equal" in out and "fix:" in out
 
 
 def test_natural_manmade_counts_from_wordnet(paper_dir):

@@ -151,7 +151,7 @@ def make_all(data_dir=DATA_DIR, seeds=SEEDS, synsets=None, natural_classes=None,
 
 
 def paper_md5sums(path=PAPER_MD5) -> dict:
-    """{relative path: md5} of the paper's lists (the facts file, in `md5sum` format)."""
+    """{relative path: (md5, line)} of the paper's lists (the facts file, in `md5sum` format)."""
     sums = {}
     for lineno, text in enumerate(Path(path).read_text().splitlines(), 1):
         if not text.strip() or text.startswith("#"):
@@ -159,20 +159,25 @@ def paper_md5sums(path=PAPER_MD5) -> dict:
         fields = text.split()
         if len(fields) != 2 or len(fields[0]) != 32:
             raise XferError(f"malformed md5 line {text!r}", path=path, line=lineno, fix="`MD5  dataset/files.txt`")
-        sums[fields[1]] = fields[0]
+        sums[fields[1]] = (fields[0], lineno)
     return sums
 
 
 def verify(data_dir=DATA_DIR, md5sums=PAPER_MD5) -> list:
     """Compare every list present with the paper's md5; returns one message per mismatch ([] = all equal)."""
     mismatches = []
-    for rel, expected in sorted(paper_md5sums(md5sums).items()):
+    for rel, (expected, lineno) in sorted(paper_md5sums(md5sums).items()):
         path = Path(data_dir) / rel
         if path.exists():
             actual = md5_file(path)
             if actual != expected:
-                mismatches.append(f"{path}: md5 {actual}, the paper's is {expected}")
+                mismatches.append(f"{path}: md5 {actual}, the paper's is {expected} ({md5sums}:{lineno})")
     return mismatches
+
+
+VERIFY_FIX = ("a derivative list differs when its whole list does: check that whole_train/whole_valid list the same "
+              "images in the same order as Caffe's train.txt/val.txt (sorted WordNet ids), then rerun `xfer splits "
+              "--force --verify`")
 
 
 def verified_files(data_dir=DATA_DIR, md5sums=PAPER_MD5) -> list:
@@ -201,4 +206,6 @@ def run(args) -> int:
     for message in mismatches:
         print(f"MISMATCH {message}")
     print(f"{len(checked) - len(mismatches)} of {len(checked)} lists equal the paper's (md5)")
+    if mismatches:
+        print(f"  fix: {VERIFY_FIX}")
     return 1 if mismatches else 0
