@@ -170,21 +170,31 @@ def check_disk(data_dir, need_bytes, what) -> None:
 
 
 class Job:
-    """One dataset to build: its list, order, image root and size estimate."""
+    """One dataset to build: its list, order, image root and size estimate.
+
+    The lists are checked and measured up front, then dropped (release) and read again when the dataset's turn
+    comes (load): the 33 ImageNet lists together hold ~10 million lines.
+    """
 
     def __init__(self, data_dir, dataset, images_root, backend, options, seed, jobs):
-        self.dataset, self.folder = dataset, Path(data_dir) / dataset
+        self.dataset, self.folder, self.seed = dataset, Path(data_dir) / dataset, seed
         self.list_path = self.folder / LIST_NAME
-        self.entries = read_list(self.list_path)
         self.list_md5 = md5_file(self.list_path)
         self.root = image_root(dataset, images_root, data_dir)
-        self.order = database_order(len(self.entries), seed)
-        self.ordered = [self.entries[i] for i in self.order]
+        self.load()
         self.record_bytes = probe_record_bytes(self.ordered, self.root, options)
         record_disk = dbformat.disk_per_record("lmdb", self.record_bytes)
         self.tmp_dir, self.block = dbwriter.temp_and_block(len(self.entries), record_disk, jobs, self.folder)
         self.disk = len(self.entries) * dbformat.disk_per_record(backend, self.record_bytes)
         self.temp_disk = dbwriter.temp_disk(self.tmp_dir, self.block, record_disk)
+
+    def load(self) -> None:
+        self.entries = read_list(self.list_path)
+        self.order = database_order(len(self.entries), self.seed)
+        self.ordered = [self.entries[i] for i in self.order]
+
+    def release(self) -> None:
+        self.entries = self.order = self.ordered = None
 
 
 def build_one(job, backend, options, writer, jobs, skip_bad, settings, mean=True) -> dict:
@@ -268,13 +278,16 @@ def build_databases(data_dir=DATA_DIR, images_root=None, datasets=None, backend=
             raise XferError(f"{name}: a finished database built from another list or settings is there",
                             path=folder / RECORD_NAME, fix="pass --force to rebuild it")
         todo.append(Job(data_dir, name, images_root, backend, options, shuffle_seed, jobs))
+        todo[-1].release()
     if records:
         print(f"xfer db: up to date: {', '.join(r['dataset'] for r in records)}")
     if todo:
         need = sum(job.disk for job in todo) + max(job.temp_disk for job in todo)
         check_disk(data_dir, need, f"{len(todo)} database(s)")
     for job in todo:
+        job.load()
         records.append(build_one(job, backend, options, writer, jobs, skip_bad, settings, mean))
+        job.release()
     return records
 
 
