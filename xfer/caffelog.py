@@ -269,6 +269,11 @@ def parse_net_dir(path, cache=True) -> NetLog:
         hit = caffelog_cache.load(folder, key)
         if hit is not None:
             return hit
+    return parse_cold(folder, logs, key, cache)
+
+
+def parse_cold(folder, logs, key, cache=True) -> NetLog:
+    """Parse a net's logs (the cache missed) and store the result when `cache`."""
     netlog = merge(folder.name, folder, *parse_logs(logs))
     if cache and logs:
         netlog = caffelog_cache.store(folder, key, netlog)
@@ -291,23 +296,24 @@ def parse_tree(results_dir, nets=None, cache=True, workers=None) -> dict:
     out, todo = {}, []
     for folder in folders:
         logs = find_logs(folder)
-        hit = caffelog_cache.load(folder, caffelog_cache.key_of(logs)) if cache else None
+        key = caffelog_cache.key_of(logs)
+        hit = caffelog_cache.load(folder, key) if cache else None
         if hit is not None:
             out[folder.name] = hit
         else:
-            todo.append((sum(os.stat(p).st_size for p in logs), folder))
+            todo.append((sum(size for _, size, _ in key[1]), folder, logs, key))
     todo.sort(key=lambda t: -t[0])  # largest first: the pool finishes evenly
     workers = workers or len(os.sched_getaffinity(0))
-    if workers > 1 and len(todo) > 1 and sum(size for size, _ in todo) >= PARALLEL_BYTES:
+    if workers > 1 and len(todo) > 1 and sum(t[0] for t in todo) >= PARALLEL_BYTES:
         # fork is the fast start, but forking a process with threads (a Jupyter kernel) can deadlock a child.
         methods = multiprocessing.get_all_start_methods()
         method = "fork" if "fork" in methods and threading.active_count() == 1 else \
             "forkserver" if "forkserver" in methods else None
         context = multiprocessing.get_context(method) if method else None
         with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
-            for netlog in pool.map(parse_net_dir, [f for _, f in todo], [cache] * len(todo)):
+            for netlog in pool.map(parse_cold, *zip(*[t[1:] for t in todo]), [cache] * len(todo)):
                 out[netlog.name] = netlog
     else:
-        for _, folder in todo:
-            out[folder.name] = parse_net_dir(folder, cache)
+        for _, folder, logs, key in todo:
+            out[folder.name] = parse_cold(folder, logs, key, cache)
     return {folder.name: out[folder.name] for folder in folders}

@@ -219,12 +219,10 @@ def read_other(buf, words, start, end):
     """float() of the values the word parser left (an unreadable one is NaN and not ok)."""
     length = end - start
     short = length <= 8
-    keys = np.where(short, words & low_mask(length), 0)
-    distinct, inverse = np.unique(keys[short], return_inverse=True)
-    known = np.array([lines_mod.read_float(int(k).to_bytes(8, "little").rstrip(b"\0")) for k in distinct.tolist()],
-                     dtype=object)
+    keys = (words & low_mask(length))[short].tolist()
+    known = {k: lines_mod.read_float(int(k).to_bytes(8, "little").rstrip(b"\0")) for k in set(keys)}
     out = np.full(len(start), None, dtype=object)
-    out[short] = known[inverse]
+    out[short] = [known[k] for k in keys]
     for i in np.flatnonzero(~short):
         out[i] = lines_mod.read_float(buf[start[i]:end[i]])
     ok = out != None  # noqa: E711 (elementwise)
