@@ -105,6 +105,24 @@ def test_2014_log_gz_with_restart(tmp_path):
     assert np.allclose(rate, 35.0 / 20) and 4020 not in iters.tolist()  # no interval across the restart
 
 
+def test_summary_detail_is_lazy_and_equal(tmp_path):
+    """detail="summary" (what `xfer summary` asks for) skips the lr lines and most stamps, yet picks the same latest
+    records at a restart; asking for times or the lr then parses in full, once, and caches that."""
+    net = tmp_path / "transfer1A1B_1_2"
+    write(net / "140410_000000_transfer1A1B.o1", run_2014(datetime.datetime(2014, 4, 10), 20, 5000, loss_a, acc_a))
+    write(net / "140410_000000_transfer1A1B.o2",  # the restart repeats 3020..5000 with other numbers
+          run_2014(datetime.datetime(2014, 4, 12), 3020, 7000, lambda it: f"{float(loss_a(it)) + 1:g}", acc_a))
+    quick = caffelog.parse_net_dir(net, detail="summary")
+    full = caffelog.parse_net_dir(net, cache=False)
+    assert quick.detail == "summary" and not quick.lr.known and quick.last_iter == full.last_iter == 7000
+    assert quick.loss.iter.tolist() == full.loss.iter.tolist() and quick.loss.value.tolist() == full.loss.value.tolist()
+    assert quick.loss.lowest(10).tolist() == full.loss.lowest(10).tolist()
+    assert caffelog_cache.load(net, caffelog_cache.key_of(caffelog.find_logs(net)), "full") is None
+    assert quick.loss.time.tolist() == full.loss.time.tolist() and quick.lr.value.tolist() == full.lr.value.tolist()
+    assert caffelog.parse_net_dir(net).detail == "full"  # the full parse went to the cache
+    assert caffelog.parse_net_dir(net, detail="summary").detail == "full"  # and serves summaries too
+
+
 def test_caffe1_log_names_and_stamps(tmp_path):
     net = tmp_path / "half0A"
     start = datetime.datetime(2026, 11, 25, 19, 16, 3, 289494)

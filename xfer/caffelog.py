@@ -48,23 +48,30 @@ class Series:
     `run` (which run the record came from: file index * 2**20 + restart within the file).
 
     A series read from the parse cache loads its arrays on first use; `len()`, `last_iter`, `lowest(k)` and
-    `highest(k)` (k <= 10) need no arrays at all.
+    `highest(k)` (k <= 10) need no arrays at all. A series of a summary-detail parse has no times (and the learning
+    rate no arrays at all) until one is asked for: then the net's logs are parsed in full, once, and cached.
     """
 
-    def __init__(self, iter, value, time, run, extremes=True):
-        self._arrays = tuple(np.asarray(a, dt) for a, dt in zip((iter, value, time, run), FIELD_TYPES))
-        self._source = None
+    def __init__(self, iter, value, time, run, extremes=True, upgrade=None):
+        self._arrays = tuple(None if a is None else np.asarray(a, dt)
+                             for a, dt in zip((iter, value, time, run), FIELD_TYPES))
+        self._source, self._upgrade, self._light = None, upgrade, False
         self.digest = make_digest(self._arrays[0], self._arrays[1], extremes)
 
     @classmethod
-    def stored(cls, source, digest):
+    def stored(cls, source, digest, upgrade=None):
+        """A series whose arrays `source()` returns when first used (None for fields only `upgrade()` has)."""
         series = cls.__new__(cls)
-        series._arrays, series._source, series.digest = None, source, digest
+        series._arrays, series._source, series._upgrade, series._light = None, source, upgrade, True
+        series.digest = digest
         return series
 
     def _field(self, i):
         if self._arrays is None:
-            self._arrays = self._source()
+            self._arrays = self._source() if self._source is not None else (None,) * 4
+        if self._arrays[i] is None:
+            self._arrays = self._upgrade()
+            self._upgrade = None
         return self._arrays[i]
 
     iter = property(lambda self: self._field(0))
@@ -73,11 +80,18 @@ class Series:
     run = property(lambda self: self._field(3))
 
     def __len__(self):
+        if self.digest["len"] is None:
+            self.digest = make_digest(self.iter, self.value, extremes=False)
         return self.digest["len"]
 
     @property
+    def known(self) -> bool:
+        """Whether len() and last_iter are at hand (the learning rate of a summary-detail parse is not)."""
+        return self.digest["len"] is not None
+
+    @property
     def last_iter(self):
-        return self.digest["last"]
+        return self.digest["last"] if self.known else (len(self) and self.digest["last"])
 
     def lowest(self, k=DIGEST_K):
         """The k lowest values (NaN left out), ascending."""
@@ -89,14 +103,28 @@ class Series:
             np.sort(finite(self.value))[::-1][:k]
 
     def __getstate__(self):
-        arrays = self._arrays if self._source is None else None  # a stored series travels as its reference
-        return {"arrays": arrays, "source": self._source, "digest": self.digest}
+        arrays = None if self._light else self._arrays  # a cached series travels as its reference
+        return {"arrays": arrays, "source": self._source, "upgrade": self._upgrade, "light": self._light,
+                "digest": self.digest}
 
     def __setstate__(self, state):
-        self._arrays, self._source, self.digest = state["arrays"], state["source"], state["digest"]
+        self._arrays, self._source, self._upgrade = state["arrays"], state["source"], state["upgrade"]
+        self._light, self.digest = state["light"], state["digest"]
 
     def __repr__(self):
-        return f"Series(len={len(self)}, last_iter={self.last_iter})"
+        return f"Series(len={len(self) if self.known else '?'}, last_iter={self.digest['last']})"
+
+
+class FullDetail:
+    """Fetches a quantity of a net from a full parse of its logs (made once, then cached), for series that a
+    summary-detail parse left without times or arrays."""
+
+    def __init__(self, folder, prefix):
+        self.folder, self.prefix = str(folder), prefix
+
+    def __call__(self):
+        series = getattr(parse_net_dir(self.folder, detail="full"), self.prefix)
+        return tuple(getattr(series, f) for f in ("iter", "value", "time", "run"))
 
 
 FIELD_TYPES = (np.int64, np.float64, np.float64, np.int64)
@@ -108,6 +136,8 @@ def finite(values):
 
 
 def make_digest(iters, values, extremes=True) -> dict:
+    if iters is None:  # not parsed yet
+        return {"len": None, "last": None}
     if not extremes:  # a series nobody ranks (the learning rate): its extremes come from the arrays on demand
         return {"len": len(iters), "last": int(iters[-1]) if len(iters) else None}
     ok = finite(values)
@@ -136,6 +166,7 @@ class NetLog:
     loss: Series  # training loss at each displayed iteration
     lr: Series  # learning rate at each displayed iteration
     tests: dict  # output name ("accuracy", "loss", ...) -> Series, in the net's output order
+    detail: str = "full"  # "summary": loss times and the learning rate are parsed when first used
 
     @property
     def lines(self) -> int:
@@ -147,7 +178,7 @@ class NetLog:
 
     @property
     def last_iter(self) -> int:
-        ends = [s.last_iter for s in (self.loss, self.lr, *self.tests.values()) if len(s)]
+        ends = [s.last_iter for s in (self.loss, self.lr, *self.tests.values()) if s.known and len(s)]
         return max(ends, default=0)
 
     def with_series(self, **series) -> "NetLog":
@@ -215,7 +246,7 @@ def read_log(path):
     return b"".join(parts), truncated
 
 
-def parse_logs(paths) -> tuple:
+def parse_logs(paths, detail="full") -> tuple:
     """([LogFile], scan) of a net's log files, read and scanned together (caffelog_scan.scan_buffer)."""
     texts, infos, hints = [], [], []
     for path in paths:
@@ -225,7 +256,7 @@ def parse_logs(paths) -> tuple:
         hints.append(year_hint_from(Path(path).name, stat.st_mtime))
         infos.append(LogFile(str(path), stat.st_size, stat.st_mtime_ns, truncated=truncated))
     buf, offsets, cut = join_logs(texts)
-    scanned = scan_buffer(buf, hints, offsets, cut)
+    scanned = scan_buffer(buf, hints, offsets, cut, full=detail == "full")
     for info, counts in zip(infos, scanned["files"]):
         info.lines, info.bad_lines, info.bad_examples = counts["lines"], counts["bad"], counts["bad_examples"]
     return infos, scanned
@@ -241,7 +272,7 @@ def latest_per_iteration(iters, values, times, runs, extremes=True) -> Series:
     """Sort by iteration; where an iteration repeats (a restart), keep the record with the latest time."""
     if len(iters) < 2 or bool((iters[1:] > iters[:-1]).all()):  # the usual case: one run, nothing repeated
         return Series(iters, values, times, runs, extremes)
-    order = np.lexsort((times, iters))
+    order = np.lexsort((np.nan_to_num(times, nan=-np.inf), iters))  # an unread stamp never wins
     iters = iters[order]
     last = np.ones(len(iters), bool)
     last[:-1] = iters[1:] != iters[:-1]
@@ -249,7 +280,7 @@ def latest_per_iteration(iters, values, times, runs, extremes=True) -> Series:
     return Series(iters[last], values[pick], times[pick], runs[pick], extremes)
 
 
-def merge(name, folder, infos, scanned) -> NetLog:
+def merge(name, folder, infos, scanned, detail="full") -> NetLog:
     """One NetLog from the scan of a net's logs: each quantity's records, the latest per iteration."""
     def combine(key):
         if key not in scanned["series"]:
@@ -257,24 +288,32 @@ def merge(name, folder, infos, scanned) -> NetLog:
         return latest_per_iteration(*scanned["series"][key], extremes=key != "lr")
 
     tests = {n: combine(("test", n)) for n in scanned["test_names"]}
-    return NetLog(name, str(folder), infos, combine("loss"), combine("lr"), tests)
+    if detail == "full":
+        return NetLog(name, str(folder), infos, combine("loss"), combine("lr"), tests)
+    loss = combine("loss")  # its times were read only where an iteration repeats, to pick the latest record
+    loss = Series(loss.iter, loss.value, None, loss.run, upgrade=FullDetail(folder, "loss"))
+    lr = Series.stored(None, make_digest(None, None), upgrade=FullDetail(folder, "lr"))
+    return NetLog(name, str(folder), infos, loss, lr, tests, detail="summary")
 
 
-def parse_net_dir(path, cache=True) -> NetLog:
-    """Every log of one net folder, merged (restarts: latest record wins). Cached by the logs' size and mtime."""
+def parse_net_dir(path, cache=True, detail="full") -> NetLog:
+    """Every log of one net folder, merged (restarts: latest record wins). Cached by the logs' size and mtime.
+
+    detail="summary" skips what `xfer summary` does not use (the loss lines' time stamps, the learning rate);
+    they are parsed when first asked for."""
     folder = Path(path)
     logs = find_logs(folder)
     key = caffelog_cache.key_of(logs)
     if cache:
-        hit = caffelog_cache.load(folder, key)
+        hit = caffelog_cache.load(folder, key, detail)
         if hit is not None:
             return hit
-    return parse_cold(folder, logs, key, cache)
+    return parse_cold(folder, logs, key, cache, detail)
 
 
-def parse_cold(folder, logs, key, cache=True) -> NetLog:
+def parse_cold(folder, logs, key, cache=True, detail="full") -> NetLog:
     """Parse a net's logs (the cache missed) and store the result when `cache`."""
-    netlog = merge(folder.name, folder, *parse_logs(logs))
+    netlog = merge(folder.name, folder, *parse_logs(logs, detail), detail=detail)
     if cache and logs:
         netlog = caffelog_cache.store(folder, key, netlog)
     return netlog
@@ -290,14 +329,14 @@ def net_dirs(results_dir, nets=None) -> list:
     return folders
 
 
-def parse_tree(results_dir, nets=None, cache=True, workers=None) -> dict:
+def parse_tree(results_dir, nets=None, cache=True, workers=None, detail="full") -> dict:
     """{net name: NetLog} for every net folder of a results tree; cold nets are parsed on all cores."""
     folders = net_dirs(results_dir, nets)
     out, todo = {}, []
     for folder in folders:
         logs = find_logs(folder)
         key = caffelog_cache.key_of(logs)
-        hit = caffelog_cache.load(folder, key) if cache else None
+        hit = caffelog_cache.load(folder, key, detail) if cache else None
         if hit is not None:
             out[folder.name] = hit
         else:
@@ -311,9 +350,10 @@ def parse_tree(results_dir, nets=None, cache=True, workers=None) -> dict:
             "forkserver" if "forkserver" in methods else None
         context = multiprocessing.get_context(method) if method else None
         with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)), mp_context=context) as pool:
-            for netlog in pool.map(parse_cold, *zip(*[t[1:] for t in todo]), [cache] * len(todo)):
+            for netlog in pool.map(parse_cold, *zip(*[t[1:] for t in todo]), [cache] * len(todo),
+                                   [detail] * len(todo)):
                 out[netlog.name] = netlog
     else:
         for _, folder, logs, key in todo:
-            out[folder.name] = parse_cold(folder, logs, key, cache)
+            out[folder.name] = parse_cold(folder, logs, key, cache, detail)
     return {folder.name: out[folder.name] for folder in folders}

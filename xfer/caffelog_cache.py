@@ -17,7 +17,7 @@ import numpy as np
 
 from . import paths
 
-PARSER_VERSION = 7  # bump when the parsed content changes: older entries are then ignored
+PARSER_VERSION = 8  # bump when the parsed content changes: older entries are then ignored
 FIELDS = ("iter", "value", "time", "run")
 FIELD_TYPES = (np.int64, np.float64, np.float64, np.int64)
 
@@ -59,6 +59,8 @@ class StoredArrays:
 
 
 def encode(array, like=None):
+    if array is None:  # not parsed (a summary-detail entry's times)
+        return ("none",)
     """A small stand-in for an array: ("same",) when equal to `like`, ("step", first, step, n) for an arithmetic
     progression (iterations), ("runs", starts, values, n) when it changes rarely (learning rate, run), else the
     array itself (integers as int32 where they fit). Logs are long and regular, so the cache stays small."""
@@ -79,6 +81,8 @@ def encode(array, like=None):
 
 def decode(code, dtype, like=None):
     tag = code[0]
+    if tag == "none":
+        return None
     if tag == "same":
         return np.asarray(like, dtype)
     if tag == "step":
@@ -92,11 +96,15 @@ def decode(code, dtype, like=None):
 
 
 def encode_series(series, like=None):
-    return tuple(encode(getattr(series, f), None if like is None else getattr(like, f)) for f in FIELDS)
+    """The codes of a series' arrays, without loading or upgrading anything it does not hold yet."""
+    arrays = series._arrays if series._arrays is not None else (None,) * 4
+    like_arrays = None if like is None or like._arrays is None else like._arrays
+    return tuple(encode(a, None if like_arrays is None else like_arrays[i]) for i, a in enumerate(arrays))
 
 
 def decode_series(codes, like=None):
     return tuple(decode(c, dt, None if like is None else like[i]) for i, (c, dt) in enumerate(zip(codes, FIELD_TYPES)))
+
 
 
 def write_atomic(path, *parts):
@@ -113,8 +121,9 @@ def write_atomic(path, *parts):
         raise
 
 
-def load(folder, key):
-    """The cached NetLog of `folder` if the entry was made from exactly `key`, else None."""
+def load(folder, key, detail="full"):
+    """The cached NetLog of `folder` if the entry was made from exactly `key` (and in full when `detail` is full;
+    a full entry serves a summary-detail request too), else None."""
     base = entry_base(folder)
     try:
         with open(base.with_suffix(".pkl"), "rb") as handle:
@@ -122,6 +131,8 @@ def load(folder, key):
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, ImportError):
         return None
     if not isinstance(stored, dict) or stored.get("key") != key or stored.get("folder") != str(folder):
+        return None
+    if detail == "full" and stored["netlog"].detail != "full":
         return None
     return stored["netlog"]
 
@@ -131,12 +142,14 @@ def store(folder, key, netlog):
     from .caffelog import Series  # the cache module is imported by caffelog, not the other way round at load time
     base = entry_base(folder)
     token = secrets.token_hex(8)
-    arrays = {"loss": encode_series(netlog.loss), "lr": encode_series(netlog.lr, like=netlog.loss)}
+    full = netlog.detail == "full"
+    arrays = {"loss": encode_series(netlog.loss), "lr": encode_series(netlog.lr, like=netlog.loss) if full else None}
     path = base.with_suffix(".pkl")
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
-        light = netlog.with_series(**{p: Series.stored(StoredArrays(path, p, token, folder), getattr(netlog, p).digest)
-                                      for p in ("loss", "lr")})
+        light = netlog.with_series(**{p: Series.stored(StoredArrays(path, p, token, folder), getattr(netlog, p).digest,
+                                                      getattr(netlog, p)._upgrade)
+                                      for p in (("loss", "lr") if full else ("loss",))})
         write_atomic(path, pickle.dumps({"key": key, "folder": str(folder), "netlog": light}, protocol=5),
                      pickle.dumps(dict(arrays, token=token), protocol=5))
     except OSError:

@@ -24,6 +24,8 @@ W_LR, W_LOSS = word(b", lr ="), word(b", loss =")
 W_ITER, W_N_SPACE, W_BRACKET = word(b"Iteratio"), word(b"n "), word(b"] ")
 W_TEST_SCORE, W_RE_HASH, W_TESTING, W_NET_NL = word(b"Test sco"), word(b"re #"), word(b"Testing "), word(b"net\n")
 M2, M4, M6 = (np.uint64((1 << (8 * k)) - 1) for k in (2, 4, 6))
+LEVELS = np.zeros(256, bool)
+LEVELS[[ord(c) for c in "IWEF"]] = True  # glog's severity letters
 COLUMNS = ("line", "kind", "iter", "value", "date", "sod", "name")  # date: yyyymmdd (yyyy 0 in 2014 logs)
 
 
@@ -106,7 +108,7 @@ def stream(line, iters, values, date, sod, keep=None, kind=None, name=None):
     return {k: v[keep] for k, v in cols.items()} if keep is not None and not keep.all() else cols
 
 
-def scan_train(buf, q, q_line, starts, ends):
+def scan_train(buf, q, q_line, starts, ends, full=True):
     """Loss and lr streams from the `] Iteration N, loss = X` / `] Iteration N, lr = X` lines around each '=' at q.
 
     2014 Caffe prints `Iteration N, lr = X` on the line just before `Iteration N, loss = X`. Where the bytes of N
@@ -128,9 +130,19 @@ def scan_train(buf, q, q_line, starts, ends):
     values, value_ok = decode_values(win.word(eq + 2), win.byte(eq + 10), buf, loss_q + 2,
                                      value_length(loss_q, loss_line))
     ok &= value_ok & (iters >= 0)
-    date, sod, stamp_ok = stamps(buf, starts[loss_line], bracket + loss_q - eq)
-    ok &= stamp_ok
+    if full:
+        date, sod, stamp_ok = stamps(buf, starts[loss_line], bracket + loss_q - eq)
+        ok &= stamp_ok
+    else:  # no stamps (read later where an iteration repeats): the header must just look like glog's
+        line_start = starts[loss_line]
+        header = bracket + loss_q - eq - line_start
+        ok &= (header > 20) & (header < MAX_HEADER) & LEVELS[a[line_start]]
+        date, sod = np.zeros(len(loss_q), np.int64), np.full(len(loss_q), np.nan)
     loss = stream(loss_line, iters, values, date, sod, keep=ok)
+    if not full:  # the learning rate is left for a full parse; its lines are recognised, not decoded
+        lr_ok = (a[lr_q - 3] == ord("l")) & (a[lr_q - 4] == SPACE) & (a[lr_q - 5] == ord(",")) & (a[lr_q + 1] == SPACE)
+        return loss, stream(*(np.zeros(0, dt) for dt in (np.int64, np.int64, float, np.int64, float))), \
+            taken(kind, ok, lr_ok)
     # lr lines (`, lr = X`): their own window, 8 bytes longer (X may need 16 bytes to tell one rate from the next).
     lw = Window(buf, lr_q - eq, LR_WIDTH)
     lr_ok = ((lw.word(eq - 5) & M6) == W_LR) & (lw.byte(eq + 1) == SPACE)
@@ -190,7 +202,7 @@ def scan_tests(buf, t, t_line, starts, ends):
                   name=np.where(is_score, -1 - index, 0).astype(np.int16))
 
 
-def scan_fast(buf: bytes):
+def scan_fast(buf: bytes, full=True):
     """Streams of the common line shapes ("loss", "lr", "tests"), plus the line numbers left for the per-line path."""
     size = len(buf)
     a = np.frombuffer(buf, np.uint8)
@@ -200,7 +212,7 @@ def scan_fast(buf: bytes):
     starts = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [size]))
     inner_q = (q >= EDGE) & (q < size - EDGE) & alone_per_line(q_line)
-    loss, lr, q_taken = scan_train(buf, q[inner_q], q_line[inner_q], starts, ends)
+    loss, lr, q_taken = scan_train(buf, q[inner_q], q_line[inner_q], starts, ends, full)
     first_t = first_per_line(t_line)
     inner_t = (t >= EDGE) & (t < size - EDGE) & first_t
     t_taken, tests = scan_tests(buf, t[inner_t], t_line[inner_t], starts, ends)
@@ -272,13 +284,16 @@ def with_slow(streams, slow):
     return out
 
 
-def scan_buffer(buf: bytes, hints, offsets=(0,), cut=None) -> dict:
+def scan_buffer(buf: bytes, hints, offsets=(0,), cut=None, full=True) -> dict:
     """Every record of the logs joined in `buf` (see join_logs; `hints[i]` is log i's year hint), times resolved
-    per log, garbled lines counted per log. One scan per net: numpy's fixed costs are paid once, not per file."""
+    per log, garbled lines counted per log. One scan per net: numpy's fixed costs are paid once, not per file.
+
+    full=False leaves out the learning rate and the loss lines' time stamps, except where an iteration repeats
+    (a restart), since the latest record of those must win."""
     if cut is None:  # a single log as it is
         cut = [bool(buf) and not buf.endswith(b"\n")]
         buf = buf + b"\n" if cut[0] else buf
-    fast, leftover, starts, ends = scan_fast(buf)
+    fast, leftover, starts, ends = scan_fast(buf, full)
     first_line = np.searchsorted(ends, np.asarray(offsets, np.int64))  # line number where each log starts
     line_ends = np.r_[first_line[1:], len(starts) - 1 if buf.endswith(b"\n") or not buf else len(starts)]
     unterminated = {int(line_ends[i] - 1) for i, c in enumerate(cut) if c}
@@ -288,11 +303,11 @@ def scan_buffer(buf: bytes, hints, offsets=(0,), cut=None) -> dict:
         leftover = np.union1d(leftover, cut_lines)
     slow, outputs, bad = lines_mod.scan_lines(buf, leftover, starts, ends, unterminated)
     streams = with_slow(fast, slow)
+    if not full:
+        stamp_repeats(buf, streams["loss"], starts)
     for s in streams.values():
         s["file"] = np.searchsorted(first_line, s["line"], side="right") - 1
-        bounds = np.searchsorted(s["file"], np.arange(len(offsets) + 1))
-        s["time"] = np.concatenate([lines_mod.resolve_times(s["date"][a:b], s["sod"][a:b], hint)
-                                    for a, b, hint in zip(bounds[:-1], bounds[1:], hints)] or [np.zeros(0)])
+        s["time"] = resolve(s, hints, len(offsets))
     out = assemble(streams, outputs, len(offsets))
     bad_file = np.searchsorted(first_line, np.array([n for n, _ in bad], np.int64), side="right") - 1
     out["files"] = [{"lines": int(line_ends[i] - first_line[i]),
@@ -301,6 +316,39 @@ def scan_buffer(buf: bytes, hints, offsets=(0,), cut=None) -> dict:
                                       for (n, text), f in zip(bad, bad_file) if f == i][:5]}
                     for i in range(len(offsets))]
     return out
+
+
+def resolve(s, hints, nfiles):
+    """Times of a stream's records, log by log (each has its own year hint); NaN where there is no stamp."""
+    stamped = np.isfinite(s["sod"])
+    everything = bool(stamped.all())
+    file_of = s["file"] if everything else s["file"][stamped]
+    date, sod = (s["date"], s["sod"]) if everything else (s["date"][stamped], s["sod"][stamped])
+    bounds = np.searchsorted(file_of, np.arange(nfiles + 1))
+    times = np.concatenate([lines_mod.resolve_times(date[a:b], sod[a:b], hint)
+                            for a, b, hint in zip(bounds[:-1], bounds[1:], hints)] or [np.zeros(0)])
+    if everything:
+        return times
+    out = np.full(len(stamped), np.nan)
+    out[stamped] = times
+    return out
+
+
+def stamp_repeats(buf, loss, starts):
+    """Read the stamps of the loss records whose iteration repeats (restarts), so the latest can win."""
+    iters = loss["iter"]
+    if len(iters) < 2 or bool((iters[1:] > iters[:-1]).all()):
+        return
+    order = np.argsort(iters, kind="stable")
+    same = iters[order][1:] == iters[order][:-1]
+    repeated = np.zeros(len(iters), bool)
+    repeated[order[1:][same]] = True
+    repeated[order[:-1][same]] = True
+    rows = np.flatnonzero(repeated & np.isnan(loss["sod"]))
+    date, sod, ok = parse_stamps(Window(buf, starts[loss["line"][rows]], HEAD_WIDTH))
+    loss["date"] = loss["date"].copy()
+    loss["sod"] = loss["sod"].copy()
+    loss["date"][rows], loss["sod"][rows] = date, np.where(ok, sod, -np.inf)
 
 
 def runs(iters, file_of):

@@ -56,7 +56,7 @@ def load(results_dir, nets=None, cache=True):
     if not root.is_dir():
         raise XferError("no such results tree", path=root,
                         fix="pass --results DIR, a folder holding one folder per net (results/<net>/*.log)")
-    logs = caffelog.parse_tree(root, nets, cache=cache)
+    logs = caffelog.parse_tree(root, nets, cache=cache, detail="summary")  # no times or lr: not used here
     numbers, problems = {}, {}
     for name, netlog in logs.items():
         if netlog.files and (len(netlog.loss) or netlog.tests):
