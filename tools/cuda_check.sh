@@ -13,7 +13,7 @@
 # those of the CPU build. Then: ldd of `caffe` must resolve libcudart/libcublas/libcurand (and libcudnn), and
 # `caffe device_query -gpu 0` must fail cleanly on a machine without a GPU.
 #
-# Environment: XFER_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/xfer), JOBS (default 2), NICE (default 19),
+# Environment: PYTHON (its pip fetches the wheels; default .venv/bin/python), XFER_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/xfer), JOBS (default 2), NICE (default 19),
 # CUDA_REAL (the installed toolkit; default: the newest /usr/local/cuda*/bin/nvcc), CUDA_ARCH_BIN/CUDA_ARCH_PTX.
 set -euo pipefail
 
@@ -23,6 +23,8 @@ CHECK_CACHE=$CACHE/cuda-check
 WHEELS=$CACHE/cuda-wheels
 JOBS=${JOBS:-2}
 NICE=${NICE:-19}
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+[ -x "$PY" ] || PY=python3
 DEBIAN_VERSION=1.0.0+git20180821.99bd997-8
 # The wheels that match CUDA 13.0 (the toolkit here): cuBLAS 13.0 update 2, cuRAND of 13.0, cuDNN 9.13.
 CUBLAS_WHEEL=nvidia-cublas==13.0.2.14
@@ -40,7 +42,7 @@ find_toolkit() {
   (cd "$(dirname "$nvcc")/.." && pwd -P)
 }
 
-# pip fetches a wheel once into the cache; unzip unpacks its nvidia/ folder once.
+# pip (the venv's) fetches a wheel once into the cache; Python's zipfile unpacks it once.
 fetch_wheel() {
   local spec=$1 dest=$2 name=${1%%==*}
   if [ -f "$dest/.complete" ]; then return; fi
@@ -48,12 +50,12 @@ fetch_wheel() {
   local file; file=$(ls "$WHEELS"/"${name//-/_}"-"${spec##*==}"-*.whl 2>/dev/null | head -n1 || true)
   if [ -z "$file" ]; then
     say "fetching $spec with pip"
-    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$WHEELS" "$spec" \
+    "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$WHEELS" "$spec" \
       || fail "pip could not fetch $spec (the package index must be reachable)"
     file=$(ls "$WHEELS"/"${name//-/_}"-"${spec##*==}"-*.whl | head -n1)
   fi
   rm -rf "$dest"; mkdir -p "$dest"
-  (cd "$dest" && unzip -q -o "$file" 'nvidia/*')
+  "$PY" -m zipfile -e "$file" "$dest"
   touch "$dest/.complete"
 }
 
@@ -123,7 +125,7 @@ verify_build() {
   local want=(libcudart libcublas libcurand) lib line
   [ "$variant" = cudnn ] && want+=(libcudnn)
   say "ldd $caffe"
-  ldd "$prefix/lib/libcaffe.so" | grep -E 'cuda|cublas|curand|cudnn' | sed 's/^/    /' >&2
+  ldd "$prefix/lib/libcaffe.so" | grep -E 'libcuda|cublas|curand|cudnn' | sed 's/^/    /' >&2
   for lib in "${want[@]}"; do
     line=$(ldd "$caffe" | grep "$lib\.so" || true)
     [ -n "$line" ] || fail "$caffe does not link $lib"
