@@ -137,7 +137,10 @@ main() {
   numpy_v=$("$PY" -c 'import numpy; print(numpy.__version__)')
   py_v=$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
   mapfile -t patches < <(patch_list)
-  key=$({ source_id "$src"; cat "${patches[@]}"; printf '%s\n' "${flags[@]}"; echo "py=$py_v numpy=$numpy_v"; } \
+  # The venv's path is left out of the key: a fresh clone elsewhere (CI) reuses the build made for the same
+  # Python and numpy versions; pycaffe does not depend on where the venv lives.
+  key=$({ source_id "$src"; cat "${patches[@]}"; printf '%s\n' "${flags[@]}" | grep -v '^-DPYTHON_EXECUTABLE='
+          echo "py=$py_v numpy=$numpy_v"; } \
         | sha256sum | cut -c1-12)
   local prefix="$CACHE/caffe-$key"
   if [ -f "$prefix/.complete" ]; then echo "[build_caffe] cached build $prefix" >&2; echo "$prefix"; return; fi
