@@ -35,7 +35,9 @@ def caffe_tool():
 TINY_DATASETS = {"whole_train": 10, "whole_valid": 10, "half0A_train": 5, "half0A_valid": 5, "half0B_train": 5,
                  "half0B_valid": 5}
 TINY_IMAGES_PER_CLASS = 8
+# test_initialization: the tiny runs keep a test at iteration 0 (the mini recipe tests only at the end).
 TINY_OVERRIDES = dict(base_lr=0.001, max_iter=24, snapshot=8, test_interval=12, test_iter=2, display=4, stepsize=1000,
+                      test_initialization=True,
                       train_batch=8, val_batch=10)
 
 

@@ -5,7 +5,9 @@ Class folders are named `NN_<name>` so that sorting them (the kit's rule for cla
 Fashion-MNIST's own label order; the paper's seeding then picks the same halves as on the raw labels.
 """
 import gzip
+import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,19 @@ def load(split: str, source: Path = DEBIAN_DIR) -> tuple[np.ndarray, np.ndarray]
     return images, labels
 
 
+def write_pngs(folder: Path, split: str, images, labels, workers: int | None = None) -> None:
+    """One PNG per image; threads share the work (zlib and PIL's encoder release the GIL)."""
+    workers = workers or os.cpu_count() or 1
+
+    def write_range(start):
+        for i in range(start, len(images), workers):
+            Image.fromarray(images[i]).save(folder / class_folder(int(labels[i])) / f"{split}_{i:05d}.png",
+                                            compress_level=1)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(write_range, range(workers)))  # list(): re-raise a worker's error here
+
+
 def write_image_tree(root: Path, source: Path = DEBIAN_DIR, limit: int | None = None) -> dict[str, int]:
     """Write every image as PNG under root/{train,val}/<class>/; skip a split already written completely."""
     counts = {}
@@ -62,9 +77,7 @@ def write_image_tree(root: Path, source: Path = DEBIAN_DIR, limit: int | None = 
             continue
         for label in range(len(CLASSES)):
             (root / split / class_folder(label)).mkdir(parents=True, exist_ok=True)
-        for i, (image, label) in enumerate(zip(images, labels)):
-            Image.fromarray(image).save(root / split / class_folder(int(label)) / f"{split}_{i:05d}.png",
-                                        compress_level=1)
+        write_pngs(root / split, split, images, labels)
         done.write_text(f"{len(images)}\n")  # written last: an interrupted tree is redone, never half-used
         counts[split] = len(images)
     return counts

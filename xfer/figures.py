@@ -67,10 +67,11 @@ def needed(figure, suite, core=False) -> set:
     return {n.name for n in registry.nets(suite) if n.family in families}
 
 
-def missing_text(figure, present, suite, limit=8) -> str:
+def missing_text(figure, present, suite, limit=8, expected=None) -> str:
     """One line naming the nets a figure would use that the results do not have (empty when none): whole splits
-    that are absent by split, the rest by name."""
-    nets = [n for n in registry.nets(suite) if n.family in FIGURE_FAMILIES[figure]]
+    that are absent by split, the rest by name. `expected`: only these net names count."""
+    nets = [n for n in registry.nets(suite) if n.family in FIGURE_FAMILIES[figure]
+            and (expected is None or n.name in expected)]
     missing = [n for n in nets if n.name not in present]
     if not missing:
         return ""
@@ -99,16 +100,17 @@ def save(fig, out_base: Path) -> list:
     return written
 
 
-def figure2(summary_dict, out_path, style="points", annotate=True, suite=None) -> list:
+def figure2(summary_dict, out_path, style="points", annotate=True, suite=None, expected=None) -> list:
     """Figure 2 from {net: numbers}: style "points" (one marker per net) or "lines" (means, with the paper's
-    numbered notes unless annotate=False). Works with any subset (e.g. one split); says what is missing."""
+    numbered notes unless annotate=False). Works with any subset (e.g. one split); says what is missing: of the
+    suite's Figure 2 nets, or of `expected` (net names) when a run meant only those (the demo)."""
     from . import figures_draw
     fam = summary.families(summary_dict)
     if not any(k in fam for k in ("baseB", "BnB", "BnB+", "AnB", "AnB+")):
         raise XferError("figure 2 has nothing to plot", fix="it needs test results of some of: " +
                         compress(needed("figure 2", suite or guess_suite(summary_dict), core=True)))
     present = {name for name, row in summary_dict.items() if row.get("top1") is not None}
-    note = missing_text("figure 2", present, suite or guess_suite(summary_dict))
+    note = missing_text("figure 2", present, suite or guess_suite(summary_dict), expected=expected)
     fig = figures_draw.figure2_points(fam, note) if style == "points" else \
         figures_draw.figure2_lines(fam, annotate, note)
     return save(fig, Path(out_path).with_suffix(""))

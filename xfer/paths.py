@@ -12,6 +12,15 @@ PLOTS_DIR = ROOT / "plots"
 VENV_DIR = ROOT / ".venv"
 
 
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def cache_dir() -> Path:
     """The kit's cache, outside the repository (Caffe builds, parse caches, demo data)."""
     if os.environ.get("XFER_CACHE"):
@@ -29,6 +38,7 @@ def atomic_path(target, suffix=""):
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; a finished file gets the mode open() would have given it
     os.close(fd)
     try:
         yield Path(tmp)

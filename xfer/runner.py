@@ -64,6 +64,7 @@ class LocalRunner:
     def __init__(self, todo, results, devices, poll=POLL_SECONDS):
         self.pending, self.results, self.free, self.poll = list(todo), results, list(devices), poll
         self.running, self.failed, self.finished, self.skipped = {}, [], [], []
+        self.total, self.started = len(self.pending), {}
 
     def readiness(self, net) -> str:
         """"ready", "wait" (base or the net itself still training), or "skip" (a base failed or was skipped)."""
@@ -96,6 +97,7 @@ class LocalRunner:
             proc = subprocess.Popen(train_command(net, self.results, device))
             self.pending.remove(net)
             self.running[net.name] = (net, proc, device)
+            self.started[net.name] = time.monotonic()
             progress = True
             print(f"{net.name}: started on {'CPU' if device is None else f'GPU {device}'} (pid {proc.pid})", flush=True)
         return progress
@@ -106,12 +108,18 @@ class LocalRunner:
                 continue
             del self.running[name]
             self.free.append(device)
+            took = f"{time.monotonic() - self.started.pop(name):.0f} s"
             if proc.returncode == 0 and is_finished(net, self.results):
                 self.finished.append(name)
-                print(f"{name}: finished", flush=True)
+                print(f"{name}: finished in {took} {self.count()}", flush=True)
             else:
                 self.failed.append(name)
-                print(f"{name}: FAILED (exit {proc.returncode}); see {net_dir(self.results, name)}", flush=True)
+                print(f"{name}: FAILED (exit {proc.returncode}) after {took} {self.count()}; "
+                      f"see {net_dir(self.results, name)}", flush=True)
+
+    def count(self) -> str:
+        """`[k/N]`: nets ended (finished or failed) of the N this runner was given."""
+        return f"[{len(self.finished) + len(self.failed)}/{self.total}]"
 
     def run(self) -> int:
         try:

@@ -1,0 +1,84 @@
+"""`xfer demo --quick` end to end on the real Fashion-MNIST with real Caffe: figure, table, frozen layers, re-run."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from xfer import demo, registry
+
+pytestmark = pytest.mark.caffe
+QUICK_NETS = demo.net_names([0], demo.QUICK_N)
+
+
+def run_demo(out, *extra):
+    return subprocess.run([sys.executable, "-m", "xfer.cli", "demo", "--quick", "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=1500)
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    if not demo.fashion.DEBIAN_DIR.is_dir():
+        pytest.fail(f"{demo.fashion.DEBIAN_DIR} is missing: `make setup` installs dataset-fashion-mnist")
+    out = tmp_path_factory.mktemp("demo")
+    proc = run_demo(out)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return out, proc
+
+
+def test_quick_demo_draws_figure_2(quick_demo):
+    out, proc = quick_demo
+    for style in ("points", "lines"):
+        png = out / "figures" / f"figure2_{style}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.stat().st_size > 10_000, "a figure with markers and axes is bigger than an empty canvas"
+        assert str(png) in proc.stdout
+        assert (out / "figures" / f"figure2_{style}.pdf").stat().st_size > 0
+
+
+def test_quick_demo_table_has_every_net(quick_demo):
+    out, proc = quick_demo
+    rows = {row["net"]: row for row in csv.DictReader((out / "summary.csv").open())}
+    assert sorted(rows) == sorted(QUICK_NETS)
+    for name, row in rows.items():
+        assert 0.2 < float(row["top1"]) <= 1.0, f"{name} learned nothing: {row}"
+        assert int(row["last_iter"]) == registry.get(name, "mini").schedule.max_iter
+    text = (out / "summary.txt").read_text()
+    assert all(name in text for name in QUICK_NETS)
+    for family in ("baseB", "BnB", "BnB+", "AnB", "AnB+"):
+        assert f"  {family} " in text, f"the family table lacks {family}"
+
+
+def test_quick_demo_bases_reach_the_target(quick_demo):
+    out, _ = quick_demo
+    rows = {row["net"]: row for row in csv.DictReader((out / "summary.csv").open())}
+    for base in ("half0A", "half0B"):
+        assert float(rows[base]["top1"]) >= 0.85, f"{base}: {rows[base]['top1']} < 0.85 (mini recipe target)"
+
+
+def test_quick_demo_frozen_layers_verified(quick_demo):
+    out, proc = quick_demo
+    record = json.loads((out / "demo.json").read_text())
+    frozen = [n for n in QUICK_NETS if registry.get(n, "mini").frozen_layers()]
+    assert sorted(record["verified"]) == sorted(frozen) and len(frozen) == 2 * len(demo.QUICK_N)
+    assert all(record["verified"].values()), record["verified"]
+    assert f"frozen layers verified in {len(frozen)} of {len(frozen)} nets" in proc.stdout
+
+
+def test_quick_demo_rerun_reuses_everything(quick_demo):
+    out, _ = quick_demo
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "results").glob("*/*.caffemodel")}
+    proc = run_demo(out)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "started on CPU" not in proc.stdout
+    assert f"finished already: {len(QUICK_NETS)} nets" in proc.stdout
+    assert "xfer db: up to date" in proc.stdout
+    assert stamps == {p: p.stat().st_mtime_ns for p in (out / "results").glob("*/*.caffemodel")}
+
+
+def test_demo_rejects_unknown_seed(tmp_path):
+    proc = run_demo(tmp_path, "--seeds", "7")
+    assert proc.returncode == 2
+    assert "seeds 0..3" in proc.stderr
+    assert not (tmp_path / "images").exists(), "bad arguments must be caught before any work"
