@@ -3,11 +3,10 @@
 Caffe's convert_imageset and ImageData layer split each line at its LAST space, so a path may hold spaces and
 the label is the integer after it. Every problem is reported as file:line with what to do about it.
 """
-import hashlib
 from pathlib import Path
 
 from .errors import XferError
-from .paths import write_text_atomic
+from .paths import file_digest, write_text_atomic
 
 LIST_NAME = "files.txt"          # the dataset's list, in the paper's layout: <data_dir>/<dataset>/files.txt
 IDXMAP_NAME = "idxmap.txt"       # halves: original class id -> new class id
@@ -92,11 +91,7 @@ def write_if_changed(path, text: str, force=False, what="file") -> bool:
 
 
 def md5_file(path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def read_names(path) -> list:

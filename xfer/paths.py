@@ -1,5 +1,6 @@
 """Where things live: the repository's folders, the cache outside it, and atomic writes."""
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -57,3 +58,12 @@ def write_text_atomic(target, text: str) -> None:
 def write_bytes_atomic(target, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def file_digest(path, algorithm="md5", block=1 << 22) -> str:
+    """The hex digest of a file, read in blocks (databases and caffemodels can be large)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import caffeenv, registry
 from .errors import XferError
-from .paths import atomic_path, write_text_atomic
+from .paths import atomic_path, file_digest, write_text_atomic
 from .status import latest_snapshot, net_dir, now_iso, read_json, results_root, solver_schedule
 
 INIT_FILE = "init.caffemodel"
@@ -33,11 +33,7 @@ def sha256_blob(array) -> str:
 
 
 def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def blob_shape(blob) -> tuple:
