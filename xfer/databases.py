@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from . import dbformat, dbwriter
 from .errors import XferError
 from .listio import LIST_NAME, md5_file, read_list
 from .lists import read_image_roots
 from .paths import DATA_DIR, write_bytes_atomic, write_text_atomic
+from .progress import tqdm
 
 RECORD_NAME = "db.json"
 MEAN_NAME = "mean.binaryproto"

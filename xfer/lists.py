@@ -12,12 +12,11 @@ import json
 import os
 from pathlib import Path
 
-from tqdm import tqdm
-
 from . import wordnet
 from .errors import XferError
 from .listio import (LIST_NAME, check_no_empty_class, read_list, read_names, write_if_changed, write_list)
 from .paths import DATA_DIR, write_text_atomic
+from .progress import tqdm
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp")
 ROOTS_NAME = "image_roots.json"   # {"train": abs dir, "valid": abs dir}: the roots the lists' paths are relative to

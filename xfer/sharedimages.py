@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from . import dbformat, dbwriter
 from .databases import (MEAN_NAME, SHARED_DIR, bad_summary, check_disk, database_order, image_root, part_of,
@@ -26,6 +25,7 @@ from .databases import (MEAN_NAME, SHARED_DIR, bad_summary, check_disk, database
 from .errors import XferError
 from .listio import LIST_NAME, md5_file, read_list
 from .paths import write_bytes_atomic, write_text_atomic
+from .progress import tqdm
 
 IMAGES_LIST = "images.txt"
 TREE_RECORD = "images.json"
