@@ -82,3 +82,16 @@ def test_demo_rejects_unknown_seed(tmp_path):
     assert proc.returncode == 2
     assert "seeds 0..3" in proc.stderr
     assert not (tmp_path / "images").exists(), "bad arguments must be caught before any work"
+
+
+def test_changed_recipe_needs_force_and_retrains_only_that_net(quick_demo):
+    out, _ = quick_demo
+    solver = out / "results" / "transfer0A0B_1_7" / "imagenet_solver.prototxt"
+    solver.write_text(solver.read_text().replace("max_iter: 1000", "max_iter: 900"))
+    proc = run_demo(out)
+    assert proc.returncode == 2 and "--force" in proc.stderr and "imagenet_solver.prototxt" in proc.stderr
+    proc = run_demo(out, "--force")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "the recipe of transfer0A0B_1_7 changed" in proc.stdout
+    assert proc.stdout.count("started on CPU") == 1 and "transfer0A0B_1_7: started on CPU" in proc.stdout
+    assert "max_iter: 1000" in solver.read_text()

@@ -12,6 +12,7 @@ Every step keeps what is done, so running it again only does what is missing.
 """
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -92,10 +93,28 @@ def make_databases(data, nets) -> None:
     done(started, f"{len(names)} datasets")
 
 
-def render_nets(results, data, nets) -> None:
+def render_nets(results, data, nets, force=False) -> None:
     started = step(f"render: {len(nets)} nets of the {SUITE} suite")
+    if force:
+        for folder in outdated(results, nets):
+            # Its logs and snapshots come from the old recipe: mixed into the new figure they would mislead.
+            print(f"   the recipe of {folder.name} changed: its folder is removed and it trains again")
+            shutil.rmtree(folder)
     render.render(nets, results, data)
     done(started, f"into {results}")
+
+
+def outdated(results, nets) -> list:
+    """Folders of nets whose rendered prototxts differ from what the registry and templates give now, and of the
+    nets built on them (their frozen layers came from the old base). `nets` lists bases first."""
+    names = set()
+    for net in nets:
+        folder = results / net.name
+        texts = render.render_texts(net)
+        changed = any((folder / n).exists() and (folder / n).read_text() != text for n, text in texts.items())
+        if changed or names.intersection(registry.dependencies(net)):
+            names.add(net.name)
+    return [results / net.name for net in nets if net.name in names and (results / net.name).exists()]
 
 
 def train_nets(results, nets, slots) -> int:
@@ -173,7 +192,7 @@ def run_demo(args) -> int:
     images = make_images(out)
     make_lists(images, data, seeds)
     make_databases(data, nets)
-    render_nets(results, data, nets)
+    render_nets(results, data, nets, args.force)
     code = train_nets(results, nets, args.slots)
     outcome = report(results, out, names)
     failed = [name for name, ok in outcome["verified"].items() if not ok]
@@ -207,4 +226,6 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help=f"only n = {','.join(map(str, QUICK_N))}: a smoke run")
     p.add_argument("--slots", type=int, default=max(1, os.cpu_count() or 1),
                    help="nets trained at once (default: one per CPU core)")
+    p.add_argument("--force", action="store_true",
+                   help="retrain, from scratch, the nets whose recipe changed since they were rendered")
     p.set_defaults(func=run_demo)
