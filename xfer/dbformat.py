@@ -172,6 +172,71 @@ class Flusher:
         os.close(self.fd)
 
 
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
+P_OVERFLOW = 0x04
+
+
+def _fallocate():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function = libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    return function
+
+
+FALLOCATE = _fallocate()
+
+
+class PageReleaser:
+    """Frees the pages of LMDB values that have been copied elsewhere (punches holes in the data file).
+
+    Why: in this VM, memory that has not been used lately costs ~2.4 s of CPU per GB at its first touch (the host
+    backs it on demand), memory freed a moment ago ~0.6 s per GB. Shard records freed right after the merge copied
+    them are the pages the output database and the converting processes take next, instead of fresh ones.
+    Only values in overflow pages (LMDB gives a big value pages of its own: a 16-byte header with its first page
+    number, the overflow flag and the page count) are freed; leaf and branch pages, shared by keys, are never touched.
+    The values freed must never be read again: the data file is left with holes (it is temporary).
+    """
+
+    def __init__(self, path, page_size):
+        self.path, self.page_size, self.fd, self.base, self.ranges = path, page_size, None, None, []
+
+    def spend(self, value) -> None:
+        """Note the pages of a value (a buffer into the map) whose bytes have been copied."""
+        if FALLOCATE is None or len(value) < self.page_size:
+            return
+        address = np.frombuffer(value, dtype=np.uint8).ctypes.data
+        header = ctypes.string_at(address - 16, 16)
+        pgno, flags, pages = (int.from_bytes(header[:8], "little"), int.from_bytes(header[10:12], "little"),
+                              int.from_bytes(header[12:16], "little"))
+        start, base = pgno * self.page_size, address - 16 - pgno * self.page_size
+        if not flags & P_OVERFLOW or base % self.page_size or base != (self.base or base):
+            return  # not the start of an overflow page run in this map: leave it
+        self.base = base
+        if self.ranges and self.ranges[-1][1] == start:
+            self.ranges[-1][1] = start + pages * self.page_size  # contiguous with the last: one hole
+        else:
+            self.ranges.append([start, start + pages * self.page_size])
+
+    def forget(self) -> None:
+        self.ranges = []
+
+    def release(self) -> None:
+        """Free the pages noted since the last call (their values are committed elsewhere by now)."""
+        if self.ranges and self.fd is None:
+            self.fd = os.open(self.path, os.O_RDWR)
+        for start, stop in self.ranges:
+            FALLOCATE(self.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, start, stop - start)
+        self.ranges = []
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class LmdbWriter:
     """Appends records in key order (MDB_APPEND) to a new LMDB; synced once at the end, not at every commit.
 

@@ -22,7 +22,8 @@ import lmdb
 import numpy as np
 
 from .caffeenv import tool
-from .dbformat import COMMIT_EVERY, MapGrown, MeanAccumulator, iterate, key_line_id, make_key, open_writer
+from .dbformat import (COMMIT_EVERY, MapGrown, MeanAccumulator, PageReleaser, iterate, key_line_id, make_key,
+                       open_writer)
 from .errors import XferError
 
 SHM = Path("/dev/shm")
@@ -180,7 +181,7 @@ class Shard:
         folder.mkdir(parents=True)
         write_list_file(folder / "list.txt", entries)
         self.folder, self.db, self.log = folder, folder / "db", folder / "convert_imageset.log"
-        self.env, self.txn, self.finished = None, None, False
+        self.env, self.txn, self.finished, self.pages = None, None, False, None
         self.proc = runner.start([tool("convert_imageset"), *options.flags("lmdb"), root_arg(root),
                                   str(folder / "list.txt"), str(self.db)], self.log)
 
@@ -197,6 +198,7 @@ class Shard:
                 self.env = lmdb.open(str(self.db), readonly=True, lock=True, map_size=1 << 40, subdir=True)
             except lmdb.Error:
                 return  # not created yet
+            self.pages = PageReleaser(self.db / "data.mdb", self.env.stat()["psize"])
         self.finished = code is not None
         self.txn = self.env.begin(buffers=True)
 
@@ -212,6 +214,8 @@ class Shard:
         return ("missing", None) if self.finished else ("wait", None)
 
     def close(self) -> None:
+        if self.pages is not None:
+            self.pages.close()
         if self.txn is not None:
             self.txn.abort()
         if self.env is not None:
@@ -268,15 +272,22 @@ def merge_block(entries, start, stop, shards, sink, written, accumulate, progres
                 written[i] = True
                 if accumulate is not None:
                     accumulate.add(value)
+                shards[s].pages.spend(value)
             i += 1
             if i - checkpoint == COMMIT_EVERY or i == stop:
                 sink.commit()
+                for shard in shards:  # the records are in the sink now: their memory can serve again
+                    if shard.pages is not None:
+                        shard.pages.release()
                 if progress is not None:
                     progress.update(i - checkpoint)
                 checkpoint = i
                 saved = accumulate.snapshot() if accumulate is not None else None
         except MapGrown:  # the output grew: redo the lines since the last commit (the shards still hold them)
             written[checkpoint:i] = False
+            for shard in shards:  # the lines are read again: their pages must stay
+                if shard.pages is not None:
+                    shard.pages.forget()
             if accumulate is not None:
                 accumulate.restore(saved)
             i = checkpoint
