@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import caffelog, registry
+from . import caffelog
 from .errors import XferError
 from .paths import RESULTS_DIR
 
@@ -73,6 +73,7 @@ def summarize(results_dir, nets=None) -> dict:
 
 def classify(name):
     """(series label, x) of a net for the figures, or None for names outside the grammar."""
+    from . import registry  # here, not at the top: `xfer summary --format json` never classifies (start-up)
     net = None
     for suite in registry.SUITES:
         try:
