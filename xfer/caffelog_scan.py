@@ -42,9 +42,10 @@ def split_lines(a):
     pos = np.concatenate(found) if found else np.zeros(0, np.int64)
     chars = a[pos]
     is_nl = chars == NL
-    line_of = np.cumsum(is_nl) - is_nl
-    is_eq, is_t = chars == EQ, chars == TEE
-    return pos[is_nl], pos[is_eq], line_of[is_eq], pos[is_t], line_of[is_t]
+    line_of = np.cumsum(is_nl)  # newlines up to here: for a '=' or 'T', the number of its line
+    # Index lists and take(), not boolean masks: masking ~13M entries per call cost twice as much.
+    eq, tee = np.flatnonzero(chars == EQ), np.flatnonzero(chars == TEE)
+    return pos.compress(is_nl), pos.take(eq), line_of.take(eq), pos.take(tee), line_of.take(tee)
 
 
 def first_per_line(line_of):
