@@ -127,19 +127,20 @@ class MapGrown(Exception):
     """The LMDB map was full and has been grown: the records since the last commit must be put again."""
 
 
-def _sync_file_range():
-    """libc's sync_file_range (start writeback of a file's dirty pages without waiting), or None."""
+def libc_function(name, argtypes):
+    """A libc function by name with its argument types, or None where this libc lacks it (a non-Linux system)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        function = libc.sync_file_range
+        function = getattr(libc, name)
     except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.argtypes = argtypes
     return function
 
 
 SYNC_FILE_RANGE_WRITE = 2
-SYNC_RANGE = _sync_file_range()
+# sync_file_range: start writeback of a file's dirty pages without waiting.
+SYNC_RANGE = libc_function("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
 
 
 class Flusher:
@@ -176,17 +177,7 @@ FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
 P_OVERFLOW = 0x04
 
 
-def _fallocate():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        function = libc.fallocate
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    return function
-
-
-FALLOCATE = _fallocate()
+FALLOCATE = libc_function("fallocate", [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64])
 
 
 class PageReleaser:
