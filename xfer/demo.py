@@ -109,9 +109,7 @@ def outdated(results, nets) -> list:
     nets built on them (their frozen layers came from the old base). `nets` lists bases first."""
     names = set()
     for net in nets:
-        folder = results / net.name
-        texts = render.render_texts(net)
-        changed = any((folder / n).exists() and (folder / n).read_text() != text for n, text in texts.items())
+        changed = render.changed_files(results / net.name, render.render_texts(net))
         if changed or names.intersection(registry.dependencies(net)):
             names.add(net.name)
     return [results / net.name for net in nets if net.name in names and (results / net.name).exists()]
@@ -122,8 +120,6 @@ def train_nets(results, nets, slots) -> int:
     todo, finished = plan([net.name for net in nets], SUITE, results)
     if finished:
         print(f"   finished already: {len(finished)} nets")
-    # One BLAS thread per Caffe when the slots share the cores; more threads would only fight over them.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // slots)))
     runner = LocalRunner(todo, results, [None] * slots)
     code = runner.run() if todo else 0
     done(started)

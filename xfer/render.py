@@ -165,11 +165,16 @@ def write_link(path, target) -> None:
     os.replace(tmp, path)  # atomic: the old link or the new one, never none
 
 
+def changed_files(net_dir, texts) -> list:
+    """Names of the rendered files in net_dir that exist and differ from `texts` ({name: text})."""
+    return [n for n, t in texts.items() if (Path(net_dir) / n).exists() and (Path(net_dir) / n).read_text() != t]
+
+
 def render_net(net, net_dir, data_dir, backend="lmdb", overrides=None, shared_images=False, force=False,
                image_list=IMAGE_LIST, image_root=IMAGE_ROOT) -> Path:
     net_dir = Path(net_dir)
     texts = render_texts(net, backend, overrides, shared_images)
-    changed = [n for n, t in texts.items() if (net_dir / n).exists() and (net_dir / n).read_text() != t]
+    changed = changed_files(net_dir, texts)
     if changed and not force:
         raise XferError(f"{len(changed)} rendered file(s) differ from what the registry and templates give: "
                         f"{', '.join(changed)}", path=net_dir,

@@ -4,6 +4,7 @@ The graph comes from the registry (a net depends on its base). Finished nets are
 killed at any moment and run again: each net's own `xfer train` resumes from its newest snapshot, and its lock keeps
 a net that is still training elsewhere from starting twice (the runner waits for it instead).
 """
+import os
 import subprocess
 import sys
 import time
@@ -63,6 +64,7 @@ class LocalRunner:
 
     def __init__(self, todo, results, devices, poll=POLL_SECONDS):
         self.pending, self.results, self.free, self.poll = list(todo), results, list(devices), poll
+        self.devices = list(devices)
         self.running, self.failed, self.finished, self.skipped = {}, [], [], []
         self.total, self.started = len(self.pending), {}
 
@@ -94,7 +96,7 @@ class LocalRunner:
                 progress = True
                 continue
             device = self.free.pop(0)
-            proc = subprocess.Popen(train_command(net, self.results, device))
+            proc = subprocess.Popen(train_command(net, self.results, device), env=self.child_env())
             self.pending.remove(net)
             self.running[net.name] = (net, proc, device)
             self.started[net.name] = time.monotonic()
@@ -116,6 +118,15 @@ class LocalRunner:
                 self.failed.append(name)
                 print(f"{name}: FAILED (exit {proc.returncode}) after {took} {self.count()}; "
                       f"see {net_dir(self.results, name)}", flush=True)
+
+    def child_env(self) -> dict:
+        """CPU slots share the cores: each Caffe gets its share of BLAS threads (more would only fight over them),
+        unless the user set OPENBLAS_NUM_THREADS."""
+        env = dict(os.environ)
+        cpu_slots = sum(1 for d in self.devices if d is None)
+        if cpu_slots:
+            env.setdefault("OPENBLAS_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // cpu_slots)))
+        return env
 
     def count(self) -> str:
         """`[k/N]`: nets ended (finished or failed) of the N this runner was given."""
