@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xfer import databases, dbformat, dbwriter
+from xfer.data import databases, dbformat, writers
 from xfer.caffeenv import tool
-from xfer.sharedimages import PngTreeSink
+from xfer.data.sharedimages import PngTreeSink
 
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "motorcycle_right.png",
           "hubble_deep_field.jpg")
@@ -104,13 +104,13 @@ def timed(fn):
 
 
 def run_tool(args, log, extra_env=None):
-    env = dict(os.environ, **dbwriter.TOOL_ENV, **(extra_env or {}))
+    env = dict(os.environ, **writers.TOOL_ENV, **(extra_env or {}))
     with open(log, "wb") as out:
         subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env=env, check=True)
 
 
 def convert_imageset(root, list_path, out, resize, extra_env=None):
-    run_tool([tool("convert_imageset"), *dbwriter.Options(resize).flags("lmdb"), dbwriter.root_arg(root),
+    run_tool([tool("convert_imageset"), *writers.Options(resize).flags("lmdb"), writers.root_arg(root),
               str(list_path), str(out)], str(out) + ".log", extra_env)
 
 
@@ -148,8 +148,8 @@ def row(name, n, wall, cpu, base=None, others=True):
 def bench_writers(work, root, entries, args, shm):
     """The timed side-by-side runs; returns the figures of the best round of each."""
     list_path = work / "list.txt"
-    dbwriter.write_list_file(list_path, entries)
-    n, options, best = len(entries), dbwriter.Options(args.resize), {}
+    writers.write_list_file(list_path, entries)
+    n, options, best = len(entries), writers.Options(args.resize), {}
 
     OTHERS.clear()  # from here on: what other processes took during the timed writer runs
 
@@ -165,16 +165,16 @@ def bench_writers(work, root, entries, args, shm):
         print(row("convert_imageset (1 process)", n, wall, cpu))
         keep("caffe", wall, cpu)
         wall, cpu, _ = timed(lambda: convert_imageset(root, list_path, work / "caffe_malloc", args.resize,
-                                                      dbwriter.MALLOC_ENV))
+                                                      writers.MALLOC_ENV))
         print(row("convert_imageset (1 process, the writer's malloc)", n, wall, cpu, best["caffe"][0]))
         keep("caffe_malloc", wall, cpu)
-        wall, cpu, _ = timed(lambda: dbwriter.write_parallel_db(entries, root, work / "par", "lmdb", options,
+        wall, cpu, _ = timed(lambda: writers.write_parallel_db(entries, root, work / "par", "lmdb", options,
                                                                 args.jobs, shm, n * 210000, mean=False))
         print(row(f"parallel writer ({args.jobs} convert_imageset)", n, wall, cpu, best["caffe"][0]))
         keep("par", wall, cpu)
         wall, cpu, _ = timed(lambda: compute_image_mean(work / "caffe", work / "caffe_mean.binaryproto"))
         keep("mean", wall, cpu)
-        wall, cpu, result = timed(lambda: dbwriter.write_parallel_db(entries, root, work / "par_mean", "lmdb",
+        wall, cpu, result = timed(lambda: writers.write_parallel_db(entries, root, work / "par_mean", "lmdb",
                                                                      options, args.jobs, shm, n * 210000))
         keep("par_mean", wall, cpu)
         caffe_total = best["caffe"][0] + best["mean"][0]
@@ -194,9 +194,9 @@ def bench_ceiling(work, root, entries, args, shm):
     sample = entries[: max(200, len(entries) // 4)]
     sub = Path(tempfile.mkdtemp(prefix="xfer-bench-", dir=shm))
     try:
-        dbwriter.write_list_file(sub / "list.txt", sample)
+        writers.write_list_file(sub / "list.txt", sample)
         wall, cpu, _ = timed(lambda: convert_imageset(root, sub / "list.txt", sub / "db", args.resize,
-                                                      dbwriter.MALLOC_ENV))
+                                                      writers.MALLOC_ENV))
     finally:
         shutil.rmtree(sub)
     return len(sample) / wall
@@ -204,21 +204,21 @@ def bench_ceiling(work, root, entries, args, shm):
 
 def bench_disk(work, root, entries, args, shm):
     """Bytes per image: LMDB (from the timed run), LevelDB, and the shared PNG tree; PNG size on the photos alone."""
-    options, sample = dbwriter.Options(args.resize), entries[:400]
+    options, sample = writers.Options(args.resize), entries[:400]
     for name in ("ldb", "png", "photos", "photo_png"):
         dbformat.remove_db(work / name)
     lmdb_bytes = disk_bytes(work / "par" / "data.mdb") / len(entries)
-    dbwriter.write_parallel_db(sample, root, work / "ldb", "leveldb", options, args.jobs, shm, 0, mean=False)
+    writers.write_parallel_db(sample, root, work / "ldb", "leveldb", options, args.jobs, shm, 0, mean=False)
     leveldb_bytes = disk_bytes(work / "ldb") / len(sample)
-    png = dbwriter.Options(args.resize, encode="png")
-    dbwriter.write_parallel(sample, root, PngTreeSink(work / "png"), png, args.jobs, shm, mean=False)
+    png = writers.Options(args.resize, encode="png")
+    writers.write_parallel(sample, root, PngTreeSink(work / "png"), png, args.jobs, shm, mean=False)
     png_bytes = disk_bytes(work / "png") / len(sample)
     photo_dir = work / "photos"
     photo_dir.mkdir()
     for i, pixels in enumerate(photos()):
         Image.fromarray(pixels).save(photo_dir / f"p{i}.png")
     plist = [(f"p{i}.png", 0) for i in range(len(PHOTOS))]
-    dbwriter.write_parallel(plist, photo_dir, PngTreeSink(work / "photo_png"), png, 1, shm, mean=False)
+    writers.write_parallel(plist, photo_dir, PngTreeSink(work / "photo_png"), png, 1, shm, mean=False)
     photo_png = disk_bytes(work / "photo_png") / len(plist) - 4096 / 2  # less half a block of slack per file
     return lmdb_bytes, leveldb_bytes, png_bytes, photo_png
 

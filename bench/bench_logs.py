@@ -56,7 +56,7 @@ def xfer_summary(results, cache):
 
 def warm_in_process(results, cache):
     os.environ["XFER_CACHE"] = str(cache)
-    from xfer import summary
+    from xfer.report import summary
     start = time.perf_counter()
     numbers = summary.summarize(results)
     return time.perf_counter() - start, numbers

@@ -30,8 +30,8 @@ def caffe_tool():
 
 
 # ---- A tiny mini-suite results tree that real Caffe trains in seconds (training, runner and SLURM tests) ----------
-# Grey 28x28 PNGs in class folders -> files.txt per dataset -> `xfer db` (xfer.databases: real LMDBs and means),
-# then xfer.render with a schedule of a few iterations; each test renders into its own results folder.
+# Grey 28x28 PNGs in class folders -> files.txt per dataset -> `xfer db` (xfer.data.databases: real LMDBs and means),
+# then xfer.nets.render with a schedule of a few iterations; each test renders into its own results folder.
 TINY_DATASETS = {"whole_train": 10, "whole_valid": 10, "half0A_train": 5, "half0A_valid": 5, "half0B_train": 5,
                  "half0B_valid": 5}
 TINY_IMAGES_PER_CLASS = 8
@@ -57,7 +57,7 @@ def write_tiny_images(root):
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory, caffe):
     """A data dir holding the datasets the half0A/half0B/whole mini nets read, built by `xfer db`'s code."""
-    from xfer import databases
+    from xfer.data import databases
     root = tmp_path_factory.mktemp("tiny-data")
     write_tiny_images(root / "images")
     for name, classes in TINY_DATASETS.items():
@@ -71,7 +71,7 @@ def tiny_data_dir(tmp_path_factory, caffe):
 @pytest.fixture(scope="session")
 def tiny_render(tiny_data_dir):
     """render(out, names, **overrides) -> out, holding those mini nets rendered with the tiny schedule."""
-    from xfer import registry, render
+    from xfer.nets import registry, render
 
     def make(out, names, force=False, **overrides):
         nets = [registry.get(name, "mini") for name in names]

@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from xfer import caffelog, caffelog_cache
+from xfer.logs import cache as parse_cache
+from xfer.logs import parser
 
 EPOCH = datetime.datetime(1970, 1, 1)
 
@@ -90,7 +91,7 @@ def test_2014_log_gz_with_restart(tmp_path):
     restart = datetime.datetime(2014, 4, 5, 1, 0, 0)
     write(net / "140403_063910_transfer0A0B.o2.gz",
           run_2014(restart, 4020, 9000, lambda it: f"{float(loss_a(it)) / 2:g}", acc_a), gz=True)
-    log = caffelog.parse_net_dir(net)
+    log = parser.parse_net_dir(net)
     assert [f.bad_lines for f in log.files] == [0, 0] and log.problems() == []
     assert log.loss.iter.tolist() == list(range(20, 9001, 20))
     assert log.loss.value[log.loss.iter == 3000][0] == float(loss_a(3000))
@@ -112,15 +113,15 @@ def test_summary_detail_is_lazy_and_equal(tmp_path):
     write(net / "140410_000000_transfer1A1B.o1", run_2014(datetime.datetime(2014, 4, 10), 20, 5000, loss_a, acc_a))
     write(net / "140410_000000_transfer1A1B.o2",  # the restart repeats 3020..5000 with other numbers
           run_2014(datetime.datetime(2014, 4, 12), 3020, 7000, lambda it: f"{float(loss_a(it)) + 1:g}", acc_a))
-    quick = caffelog.parse_net_dir(net, detail="summary")
-    full = caffelog.parse_net_dir(net, cache=False)
+    quick = parser.parse_net_dir(net, detail="summary")
+    full = parser.parse_net_dir(net, cache=False)
     assert quick.detail == "summary" and not quick.lr.known and quick.last_iter == full.last_iter == 7000
     assert quick.loss.iter.tolist() == full.loss.iter.tolist() and quick.loss.value.tolist() == full.loss.value.tolist()
     assert quick.loss.lowest(10).tolist() == full.loss.lowest(10).tolist()
-    assert caffelog_cache.load(net, caffelog_cache.key_of(caffelog.find_logs(net)), "full") is None
+    assert parse_cache.load(net, parse_cache.key_of(parser.find_logs(net)), "full") is None
     assert quick.loss.time.tolist() == full.loss.time.tolist() and quick.lr.value.tolist() == full.lr.value.tolist()
-    assert caffelog.parse_net_dir(net).detail == "full"  # the full parse went to the cache
-    assert caffelog.parse_net_dir(net, detail="summary").detail == "full"  # and serves summaries too
+    assert parser.parse_net_dir(net).detail == "full"  # the full parse went to the cache
+    assert parser.parse_net_dir(net, detail="summary").detail == "full"  # and serves summaries too
 
 
 def test_caffe1_log_names_and_stamps(tmp_path):
@@ -130,7 +131,7 @@ def test_caffe1_log_names_and_stamps(tmp_path):
     text += run_caffe1(start, 0, 48, loss_a, acc_a)
     text += line(start + datetime.timedelta(minutes=1), "solver.cpp:310", "Iteration 48, loss = 0.5", True)
     write(net / "261125_191603_half0A.log", text)
-    log = caffelog.parse_net_dir(net)
+    log = parser.parse_net_dir(net)
     assert log.bad_lines == 0
     assert log.loss.iter.tolist() == list(range(0, 49, 4))
     assert log.loss.value[-1] == 0.5  # the final `Iteration N, loss` line is later than the display of 48
@@ -148,7 +149,7 @@ def test_year_boundary_restart_and_rollover(tmp_path):
     write(net / "141231_232900_half1A.o1", run_2014(dec, 20, 1000, loss_a, acc_a, seconds=60))
     jan = datetime.datetime(2015, 1, 2, 9, 0, 0)
     write(net / "141231_232900_half1A.o2", run_2014(jan, 980, 1500, lambda it: "0.125", acc_a, seconds=60))
-    log = caffelog.parse_net_dir(net)
+    log = parser.parse_net_dir(net)
     assert log.loss.value[log.loss.iter == 960][0] == float(loss_a(960))
     assert (log.loss.value[log.loss.iter >= 980] == 0.125).all()
     assert np.all(np.diff(log.loss.time) > 0)
@@ -166,7 +167,7 @@ def test_garbled_lines_are_counted_not_fatal(tmp_path):
     good[30] = "\x00\x00\x00garbage \xff\n"
     text = "".join(good) + line(start + datetime.timedelta(hours=9), "solver.cpp:123", "Test score #0: 0.61")[:-5]
     write(net / "140501_095900_transfer0B0A.o7", text)
-    log = caffelog.parse_net_dir(net)
+    log = parser.parse_net_dir(net)
     assert log.bad_lines == 3  # the joined line, the bad value, the unterminated last line (binary junk is noise)
     assert len(log.loss) == 99 and len(log.lr) == 98 and log.tests["accuracy"].iter.tolist() == [1000, 2000]
     assert any("garbled" in p for p in log.problems())
@@ -175,24 +176,24 @@ def test_garbled_lines_are_counted_not_fatal(tmp_path):
 def test_crlf_line_ends(tmp_path):
     text = run_2014(datetime.datetime(2014, 4, 3), 20, 2000, loss_a, acc_a).replace("\n", "\r\n")
     write(tmp_path / "half0A" / "140403_000000_half0A.o1", text)
-    log = caffelog.parse_net_dir(tmp_path / "half0A")
+    log = parser.parse_net_dir(tmp_path / "half0A")
     assert log.bad_lines == 0 and len(log.loss) == len(log.lr) == 100 and len(log.tests["accuracy"]) == 2
     assert log.loss.value[0] == float(loss_a(20))
 
 
 def test_empty_and_crashed(tmp_path):
     (tmp_path / "half2A").mkdir()
-    empty = caffelog.parse_net_dir(tmp_path / "half2A")
+    empty = parser.parse_net_dir(tmp_path / "half2A")
     assert empty.files == [] and empty.problems() == ["no training logs in the folder"] and empty.last_iter == 0
     crashed = tmp_path / "half2B"
     write(crashed / "140403_064216_half2B.o5.gz", run_2014(datetime.datetime(2014, 4, 3), 20, 400, loss_a), gz=True)
     write(crashed / "140403_064216_half2B.o6.gz", "", gz=True)  # a job that died before writing anything
-    log = caffelog.parse_net_dir(crashed)
+    log = parser.parse_net_dir(crashed)
     assert len(log.loss) == 20 and log.tests == {} and "no test yet" in log.problems()[0]
     truncated = tmp_path / "half3A"
     data = gzip.compress(run_2014(datetime.datetime(2014, 4, 3), 20, 4000, loss_a, acc_a).encode())
     write(truncated / "140403_064222_half3A.o1.gz", "").write_bytes(data[:len(data) // 2])
-    cut = caffelog.parse_net_dir(truncated)
+    cut = parser.parse_net_dir(truncated)
     assert cut.files[0].truncated and len(cut.loss) > 10 and any("ends early" in p for p in cut.problems())
 
 
@@ -222,7 +223,7 @@ def test_vectorised_path_matches_plain_reading(tmp_path):
                          f"Iteration {it}, {kind} = {value}", bool(rng.rand() < 0.5), tid=int(rng.randint(1, 10 ** 7))))
     text = "".join(rows)
     write(tmp_path / "net" / "140601_000000_net.log", text)
-    info, scanned = caffelog.parse_file(tmp_path / "net" / "140601_000000_net.log")
+    info, scanned = parser.parse_file(tmp_path / "net" / "140601_000000_net.log")
     got = []
     for kind in ("lr", "loss"):
         iters, values = scanned["series"][kind][:2]
@@ -238,19 +239,19 @@ def test_vectorised_path_matches_plain_reading(tmp_path):
 def test_cache_is_keyed_by_size_and_mtime(tmp_path):
     net = tmp_path / "half0B"
     path = write(net / "140403_064121_half0B.o1", run_2014(datetime.datetime(2014, 4, 3), 20, 2000, loss_a, acc_a))
-    cold = caffelog.parse_net_dir(net)
-    warm = caffelog.parse_net_dir(net)
+    cold = parser.parse_net_dir(net)
+    warm = parser.parse_net_dir(net)
     assert warm.loss._arrays is None  # served from the cache: the train arrays are read only when used
     assert warm.loss.iter.tolist() == cold.loss.iter.tolist() and warm.tests["accuracy"].value.tolist() == \
         cold.tests["accuracy"].value.tolist()
     with open(path, "a") as handle:  # the run goes on: the log grows
         handle.write(run_2014(datetime.datetime(2014, 4, 4), 2020, 3000, loss_a, acc_a))
-    grown = caffelog.parse_net_dir(net)
+    grown = parser.parse_net_dir(net)
     assert grown.last_iter == 3000 and len(grown.loss) == 150 and grown.loss.iter[-1] == 3000
     os.utime(path, ns=(1, 1))  # same size, other mtime: parsed again, never served stale
-    assert caffelog_cache.load(net, caffelog_cache.key_of(caffelog.find_logs(net))) is None
-    caffelog_cache.entry_base(net).with_suffix(".pkl").write_bytes(b"not a pickle")
-    assert caffelog.parse_net_dir(net).last_iter == 3000
+    assert parse_cache.load(net, parse_cache.key_of(parser.find_logs(net))) is None
+    parse_cache.entry_base(net).with_suffix(".pkl").write_bytes(b"not a pickle")
+    assert parser.parse_net_dir(net).last_iter == 3000
 
 
 def test_parse_tree_parallel_equals_serial(tmp_path):
@@ -258,17 +259,17 @@ def test_parse_tree_parallel_equals_serial(tmp_path):
         write(tmp_path / name / f"140403_06391{i}_{name}.o1.gz",
               run_2014(datetime.datetime(2014, 4, 3), 20, 3000 + 1000 * i, loss_a, acc_a), gz=True)
     (tmp_path / "netbase").mkdir()
-    serial = caffelog.parse_tree(tmp_path, cache=False, workers=1)
-    parallel = caffelog.parse_tree(tmp_path, cache=True, workers=2)
+    serial = parser.parse_tree(tmp_path, cache=False, workers=1)
+    parallel = parser.parse_tree(tmp_path, cache=True, workers=2)
     assert list(serial) == list(parallel) == ["half0A", "half0B", "netbase", "transfer0A0B_1_1", "transfer0A0B_1_2"]
     for name in serial:
         assert serial[name].loss.value.tolist() == parallel[name].loss.value.tolist()
-    assert caffelog.parse_tree(tmp_path, nets=["half*"]).keys() == {"half0A", "half0B"}
+    assert parser.parse_tree(tmp_path, nets=["half*"]).keys() == {"half0A", "half0B"}
 
 
 def test_paper_logs_restart_and_measures(paper_dir):
     """half0A's second job re-ran 280020..286180: those iterations come from it (the later stamps)."""
-    log = caffelog.parse_net_dir(paper_dir / "results" / "half0A", cache=False)
+    log = parser.parse_net_dir(paper_dir / "results" / "half0A", cache=False)
     assert len(log.loss) == 22500 and len(log.tests["accuracy"]) == 450 and log.bad_lines == 0
     second = gzip.decompress((paper_dir / "results" / "half0A" / "140403_063910_half0A.o239566.gz").read_bytes())
     redone = {int(m[1]): float(m[2]) for m in re.finditer(rb"Iteration (\d+), loss = (\S+)", second)}

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xfer import cli, databases, dbformat, dbwriter, lists
+from xfer import cli
+from xfer.data import databases, dbformat, lists, writers
 from xfer.errors import XferError
 
 pytestmark = pytest.mark.caffe
@@ -54,10 +55,10 @@ def entries_of(data_dir, dataset="whole_train"):
 @pytest.mark.parametrize("backend", ["lmdb", "leveldb"])
 def test_parallel_writer_equals_convert_imageset(source, data_dir, tmp_path, backend):
     entries = [(p, int(c)) for p, c in entries_of(data_dir)]
-    options = dbwriter.Options(RESIZE)
-    caffe = dbwriter.write_caffe(entries, source / "train", tmp_path / "caffe", backend, options, tmp_path)
+    options = writers.Options(RESIZE)
+    caffe = writers.write_caffe(entries, source / "train", tmp_path / "caffe", backend, options, tmp_path)
     # blocks of 7 lines on 2 processes: keys of each shard are renumbered into the whole list's
-    parallel = dbwriter.write_parallel_db(entries, source / "train", tmp_path / "par", backend, options, 2, tmp_path,
+    parallel = writers.write_parallel_db(entries, source / "train", tmp_path / "par", backend, options, 2, tmp_path,
                                           map_size=1 << 24, block=7)
     ours, theirs = records(backend, tmp_path / "par"), records(backend, tmp_path / "caffe")
     assert len(ours) == 20 and ours == theirs
@@ -69,10 +70,10 @@ def test_parallel_writer_equals_convert_imageset(source, data_dir, tmp_path, bac
 
 def test_output_map_that_fills_up_grows_and_loses_nothing(source, data_dir, tmp_path):
     entries = [(p, int(c)) for p, c in entries_of(data_dir)]
-    options = dbwriter.Options(128)  # 49 kB records: 20 of them overflow a 1 MB map several times
-    first = dbwriter.write_parallel_db(entries, source / "train", tmp_path / "a", "lmdb", options, 2, tmp_path,
+    options = writers.Options(128)  # 49 kB records: 20 of them overflow a 1 MB map several times
+    first = writers.write_parallel_db(entries, source / "train", tmp_path / "a", "lmdb", options, 2, tmp_path,
                                        map_size=1, block=7)
-    second = dbwriter.write_parallel_db(entries, source / "train", tmp_path / "b", "lmdb", options, 2, tmp_path,
+    second = writers.write_parallel_db(entries, source / "train", tmp_path / "b", "lmdb", options, 2, tmp_path,
                                         map_size=1 << 30)
     assert records("lmdb", tmp_path / "a") == records("lmdb", tmp_path / "b") and first.count == 20
     assert first.mean_blob.SerializeToString() == second.mean_blob.SerializeToString()
@@ -91,8 +92,8 @@ def test_gray_images_kept_at_their_size(tmp_path):
     data = tmp_path / "data"
     lists.write_whole_lists_from_folders(tmp_path / "train", None, data)
     entries = [(p, int(c)) for p, c in entries_of(data)]
-    options = dbwriter.Options(resize=0, gray=True)
-    caffe = dbwriter.write_caffe(entries, tmp_path / "train", tmp_path / "caffe", "lmdb", options, tmp_path)
+    options = writers.Options(resize=0, gray=True)
+    caffe = writers.write_caffe(entries, tmp_path / "train", tmp_path / "caffe", "lmdb", options, tmp_path)
     databases.build_databases(data, None, ["whole_train"], resize=0, gray=True, jobs=2)
     ours = records("lmdb", data / "whole_train" / "lmdb")
     theirs = records("lmdb", tmp_path / "caffe")
@@ -155,7 +156,7 @@ def test_bad_images_fail_or_are_skipped(source, data_dir, tmp_path):
     # the gaps in the keys are where a single convert_imageset run leaves them
     order = [(p, int(c)) for p, c in (tuple(l.rsplit(" ", 1)) for l in
                                       (data_dir / "whole_train" / "db_list.txt").read_text().splitlines())]
-    dbwriter.write_caffe(order, broken, tmp_path / "caffe", "lmdb", dbwriter.Options(RESIZE), tmp_path, mean=False)
+    writers.write_caffe(order, broken, tmp_path / "caffe", "lmdb", writers.Options(RESIZE), tmp_path, mean=False)
     assert records("lmdb", data_dir / "whole_train" / "lmdb") == records("lmdb", tmp_path / "caffe")
 
 

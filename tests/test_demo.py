@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from xfer import demo, registry
+from xfer import demo
+from xfer.nets import registry
 
 pytestmark = pytest.mark.caffe
 QUICK_NETS = demo.net_names([0], demo.QUICK_N)

@@ -9,7 +9,7 @@ import pytest
 
 from test_caffelog import write
 from test_summary import accuracy_run
-from xfer import figures, summary
+from xfer.report import figures, summary
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -111,11 +111,13 @@ def test_paper_figures_and_compare(paper_dir, tmp_path):
 @pytest.mark.slow
 def test_real_caffe_logs_end_to_end(tmp_path, tiny_render):
     """Real `caffe train` (Caffe 1.0, glog 0.6) logs of a tiny mini tree: parsed, summarised and plotted."""
-    from xfer import caffelog, registry, train
+    from xfer.logs import parser
+    from xfer.nets import registry
+    from xfer.run import train
     out = tiny_render(tmp_path / "results", ["half0A", "half0B", "transfer0A0B_1_1"])
     for name in ("half0A", "half0B", "transfer0A0B_1_1"):
         assert train.train(registry.get(name, "mini"), results=out, cpu=True, quiet=True) == 0
-    log = caffelog.parse_net_dir(out / "half0A")
+    log = parser.parse_net_dir(out / "half0A")
     assert log.bad_lines == 0 and log.problems() == []
     assert list(log.tests)[:2] == ["accuracy", "loss"] and log.tests["accuracy"].iter.tolist() == [0, 12, 24]
     assert log.loss.iter.tolist() == list(range(0, 25, 4)) and log.lr.value[0] == 0.001

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xfer import cli, lists, listio, wordnet
+from xfer import cli
+from xfer.data import listio, lists, wordnet
 from xfer.errors import XferError
 
 WNIDS = ("n01440764", "n01443537", "n02687172")  # tench, goldfish, aircraft carrier

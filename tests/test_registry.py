@@ -1,7 +1,7 @@
 """The registry: the paper's 170 nets by name, their policies and schedules, the mini suite, the name grammar."""
 import pytest
 
-from xfer import registry as r
+from xfer.nets import registry as r
 from xfer.errors import XferError
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xfer import cli, registry, render, render_check
+from xfer import cli
+from xfer.nets import check as render_check
+from xfer.nets import registry, render
 from xfer.errors import XferError
 from xfer.paths import DATA_DIR, RESULTS_DIR, TEMPLATES_DIR
 

@@ -9,7 +9,9 @@ from datetime import datetime
 
 import pytest
 
-from xfer import registry, runner, status
+from xfer.logs import tail
+from xfer.nets import registry
+from xfer.run import netdir, runner
 from xfer.errors import XferError
 
 pytestmark = pytest.mark.caffe
@@ -64,20 +66,20 @@ def test_local_run_trains_the_graph_and_reruns_skip_it(tmp_path, tiny_render):
     assert dry.returncode == 0
     assert "train  transfer0A0B_1_1 after half0A\n" in dry.stdout and "4 to train, 2 at once" in dry.stdout
     assert "train  transfer0A0B_1_3 after half0A (NOT RENDERED" in dry.stdout
-    assert not status.logs(out / "half0A")
+    assert not tail.log_files(out / "half0A")
 
     run = xfer("run", *common, "--slots", "2", "transfer0A0B_1_[12]")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "3 finished, 0 failed, 0 not run" in run.stdout
     base_done = (out / "half0A" / "caffe_imagenet_train_iter_24.solverstate").stat().st_mtime
     for name in names:
-        assert status.is_finished(registry.get(name, "mini"), out)
+        assert netdir.is_finished(registry.get(name, "mini"), out)
     for name in names[1:]:
-        assert log_start(status.logs(out / name)[0]) >= int(base_done)  # a transfer started after its base ended
+        assert log_start(tail.log_files(out / name)[0]) >= int(base_done)  # a transfer started after its base ended
 
     again = xfer("run", *common, "transfer0A0B_1_[12]")
     assert again.returncode == 0 and "0 to train" in again.stdout
-    assert all(len(status.logs(out / name)) == 1 for name in names)
+    assert all(len(tail.log_files(out / name)) == 1 for name in names)
 
 
 def test_interrupted_run_continues_where_it_stopped(tmp_path, tiny_render):
@@ -88,20 +90,20 @@ def test_interrupted_run_continues_where_it_stopped(tmp_path, tiny_render):
                              stdout=subprocess.PIPE, text=True, start_new_session=True)
     folder = out / "half0B"
     deadline = time.monotonic() + 60
-    while not status.snapshots(folder, "solverstate"):
+    while not netdir.snapshots(folder, "solverstate"):
         assert time.monotonic() < deadline, "half0B did not reach its first snapshot (iteration 50)"
         time.sleep(0.02)
     os.killpg(first.pid, signal.SIGINT)  # Ctrl-C in the terminal: the runner, its trainer and Caffe
     first.communicate(timeout=60)
     assert first.returncode == 130
-    assert status.lock_holder(folder) is None
-    assert status.read_status(folder)["state"] == "stopped"
-    stopped_at = status.latest_snapshot(folder, "solverstate")[0]
+    assert netdir.lock_holder(folder) is None
+    assert netdir.read_status(folder)["state"] == "stopped"
+    stopped_at = netdir.latest_snapshot(folder, "solverstate")[0]
     assert 50 <= stopped_at < 240  # Caffe snapshotted when it was told to stop
 
     again = xfer("run", *common, "transfer0B0A_1_1")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "2 finished" in again.stdout
-    resumed = status.logs(folder)[-1].read_text()
+    resumed = tail.log_files(folder)[-1].read_text()
     assert re.search(rf"Resuming from caffe_imagenet_train_iter_{stopped_at}\.solverstate", resumed)
-    assert status.is_finished(registry.get("transfer0B0A_1_1", "mini"), out)
+    assert netdir.is_finished(registry.get("transfer0B0A_1_1", "mini"), out)

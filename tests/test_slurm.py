@@ -9,7 +9,9 @@ from datetime import datetime
 import pytest
 from slurm_fixture import scontrol_job, slurm  # noqa: F401  (the fixture)
 
-from xfer import registry, status
+from xfer.logs import tail
+from xfer.nets import registry
+from xfer.run import netdir
 
 pytestmark = [pytest.mark.slurm, pytest.mark.caffe]
 
@@ -46,11 +48,11 @@ def test_graph_runs_transfers_after_their_base(slurm, tmp_path, tiny_render):  #
         job = scontrol_job(record["job_id"])
         assert job["JobState"] == "COMPLETED"
         assert slurm_time(job["StartTime"]) >= slurm_time(base_job["EndTime"])  # started only after the base ended
-        first_line = status.logs(out / name)[0].read_text().splitlines()[0]
+        first_line = tail.log_files(out / name)[0].read_text().splitlines()[0]
         started = datetime.strptime(first_line[1:18], "%Y%m%d %H:%M:%S")
         assert started.timestamp() >= (out / "half0A" / "caffe_imagenet_train_iter_24.solverstate").stat().st_mtime - 1
     for name in names:
-        assert status.is_finished(registry.get(name, "mini"), out)
+        assert netdir.is_finished(registry.get(name, "mini"), out)
     assert json.loads((out / "transfer0A0B_1_1" / "xfer_status.json").read_text())["verify"]["ok"] is True
 
     table = xfer("status", "--suite", "mini", "--results", str(out), *names)
@@ -67,7 +69,7 @@ def test_requeued_job_resumes_from_its_snapshot(slurm, tmp_path, tiny_render):  
     assert run.returncode == 0, run.stderr
     job = job_record(out, "half0B")["job_id"]
     deadline = time.monotonic() + 60
-    while len(status.snapshots(folder, "solverstate")) < 2:
+    while len(netdir.snapshots(folder, "solverstate")) < 2:
         assert time.monotonic() < deadline, "no snapshot within 60 s"
         time.sleep(0.1)
     subprocess.run(["scontrol", "requeue", job], check=True)  # what pre-emption or a node failure does
@@ -78,10 +80,10 @@ def test_requeued_job_resumes_from_its_snapshot(slurm, tmp_path, tiny_render):  
     # SLURM holds a requeued job back for two minutes; release it now, as an admin would.
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
     deadline = time.monotonic() + 120
-    while not status.is_finished(registry.get("half0B", "mini"), out) or status.lock_holder(folder):
+    while not netdir.is_finished(registry.get("half0B", "mini"), out) or netdir.lock_holder(folder):
         assert time.monotonic() < deadline, "the requeued job did not finish within 120 s"
         time.sleep(0.2)
-    logs = status.logs(folder)
+    logs = tail.log_files(folder)
     assert len(logs) == 2
     assert re.search(r"Resuming from caffe_imagenet_train_iter_\d+\.solverstate", logs[1].read_text())
     assert int(scontrol_job(job)["Restarts"]) == 1

@@ -4,9 +4,10 @@ import shutil
 import numpy as np
 import pytest
 
-from xfer import cli, splits, wordnet
+from xfer import cli
+from xfer.data import splits, wordnet
 from xfer.errors import XferError
-from xfer.listio import md5_file, read_list
+from xfer.data.listio import md5_file, read_list
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from test_caffelog import line, run_2014, write
-from xfer import summary
+from xfer.report import summary
 from xfer.errors import XferError
 
 START = datetime.datetime(2014, 4, 3, 6, 0, 0)

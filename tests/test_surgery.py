@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from xfer import registry, surgery, train
+from xfer.nets import registry
+from xfer.run import surgery, train
 from xfer.errors import XferError
 
 pytestmark = pytest.mark.caffe

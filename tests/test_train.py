@@ -9,7 +9,10 @@ import time
 
 import pytest
 
-from xfer import registry, status, train
+from xfer.logs import tail
+from xfer.nets import registry
+from xfer.report import status
+from xfer.run import netdir, train
 from xfer.errors import XferError
 
 pytestmark = pytest.mark.caffe
@@ -43,7 +46,7 @@ def test_base_then_frozen_transfer_on_cpu(tmp_path, tiny_render):
         done = xfer("train", name, "--suite", "mini", "--results", str(out), "--cpu")
         assert done.returncode == 0, done.stderr
         folder = out / name
-        logs = status.logs(folder)
+        logs = tail.log_files(folder)
         assert len(logs) == 1 and re.fullmatch(rf"\d{{6}}_\d{{6}}_{name}\.log", logs[0].name)
         text = logs[0].read_text()
         assert "Optimization Done." in text and "Test net output #0: accuracy" in text
@@ -58,7 +61,7 @@ def test_base_then_frozen_transfer_on_cpu(tmp_path, tiny_render):
 
     again = xfer("train", "half0A", "--suite", "mini", "--results", str(out), "--cpu")
     assert again.returncode == 0 and "finished already" in again.stdout
-    assert len(status.logs(out / "half0A")) == 1  # finished work is not trained again
+    assert len(tail.log_files(out / "half0A")) == 1  # finished work is not trained again
 
     table = xfer("status", "--suite", "mini", "--results", str(out), "half0A", "transfer0A0B_1_2", "transfer0A0B_1_3")
     rows = {line.split()[0]: line.split() for line in table.stdout.splitlines()[1:-1]}
@@ -82,32 +85,32 @@ def test_lock_refusal_then_kill_9_and_resume(tmp_path, tiny_render):
     first = subprocess.Popen([sys.executable, "-m", "xfer.cli", "train", "half0B", "--suite", "mini",
                               "--results", str(out), "--cpu", "--quiet"], start_new_session=True)
     try:
-        wait_for(lambda: len(status.snapshots(folder, "solverstate")) >= 2, what="two snapshots")
+        wait_for(lambda: len(netdir.snapshots(folder, "solverstate")) >= 2, what="two snapshots")
         second = xfer("train", "half0B", "--suite", "mini", "--results", str(out), "--cpu")
         assert second.returncode == 2
         assert "is being trained already" in second.stderr and f"pid {first.pid}" in second.stderr
-        assert status.lock_holder(folder).startswith(f"pid {first.pid}")
+        assert netdir.lock_holder(folder).startswith(f"pid {first.pid}")
         row = status.net_state(registry.get("half0B", "mini"), out)
         assert row["state"] == "running" and 0 < row["iteration"] < 100000 and row["eta"] > 0
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # the trainer and Caffe at once, as a crashed node would
         first.wait()
-    wait_for(lambda: status.lock_holder(folder) is None, what="the kernel to drop the lock")
-    killed_at = status.latest_snapshot(folder, "solverstate")[0]
-    assert not status.is_finished(registry.get("half0B", "mini"), out)
+    wait_for(lambda: netdir.lock_holder(folder) is None, what="the kernel to drop the lock")
+    killed_at = netdir.latest_snapshot(folder, "solverstate")[0]
+    assert not netdir.is_finished(registry.get("half0B", "mini"), out)
     assert status.net_state(registry.get("half0B", "mini"), out)["state"] == "stopped"
 
     tiny_render(out, ["half0B"], force=True, max_iter=killed_at + 60, **long)  # a goal it reaches in seconds
     resumed = xfer("train", "half0B", "--suite", "mini", "--results", str(out), "--cpu")
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from caffe_imagenet_train_iter_" in resumed.stdout
-    logs = status.logs(folder)
+    logs = tail.log_files(folder)
     assert len(logs) == 2
     second_log = logs[-1].read_text()
     resumed_at = int(re.search(r"Resuming from caffe_imagenet_train_iter_(\d+)\.solverstate", second_log).group(1))
     assert 20 <= resumed_at <= killed_at  # the newest whole snapshot (one cut by the kill is passed over)
     assert int(re.search(r"\] Iteration (\d+)", second_log).group(1)) == resumed_at  # continued, not restarted
-    assert status.is_finished(registry.get("half0B", "mini"), out)
+    assert netdir.is_finished(registry.get("half0B", "mini"), out)
     assert read_status(folder)["state"] == "finished"
 
 
@@ -126,4 +129,4 @@ def test_foreign_lock_is_a_clear_error(tmp_path, tiny_render):
     with train.TrainLock(out / "half0A", "half0A"):
         with pytest.raises(XferError, match=r"being trained already \(pid \d+ on "):
             train.train(registry.get("half0A", "mini"), out, cpu=True, quiet=True)
-    assert not status.logs(out / "half0A")
+    assert not tail.log_files(out / "half0A")

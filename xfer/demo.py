@@ -11,16 +11,19 @@ Each step is the stage a full-scale run uses, called on a small tree under --out
 Every step keeps what is done, so running it again only does what is missing.
 """
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
-from . import databases, fashion, figures, lists, registry, render, splits, summary
+from .data import databases, fashion, lists, splits
 from .errors import XferError
+from .nets import registry, render
 from .paths import cache_dir, write_text_atomic
-from .runner import LocalRunner, plan
-from .status import read_status
+from .progress import say
+from .report import figures, summary
+from .run.backends.local import LocalRunner
+from .run.netdir import read_status
+from .run.runner import plan
 
 SUITE = "mini"
 ALL_N = tuple(range(1, 8))
@@ -52,12 +55,12 @@ def datasets_of(nets) -> list:
 
 
 def step(title):
-    print(f"\n== {title}", flush=True)
+    say(f"\n== {title}")
     return time.monotonic()
 
 
 def done(started, what=""):
-    print(f"   {what + ' ' if what else ''}({time.monotonic() - started:.1f} s)", flush=True)
+    say(f"   {what + ' ' if what else ''}({time.monotonic() - started:.1f} s)")
 
 
 def make_images(out) -> Path:
@@ -72,8 +75,8 @@ def make_lists(images, data, seeds) -> None:
     info = lists.write_whole_lists_from_folders(images / "train", images / "val", data)
     for seed in seeds:
         splits.make_random_halves(data, seed)
-        print(f"   seed {seed}: A = {class_names(data, 'half%dA' % seed)}")
-        print(f"           B = {class_names(data, 'half%dB' % seed)}")
+        say(f"   seed {seed}: A = {class_names(data, 'half%dA' % seed)}")
+        say(f"           B = {class_names(data, 'half%dB' % seed)}")
     splits.make_natman(data, natural_classes=fashion.CLOTHING)
     splits.make_reduced(data, counts=registry.REDUCED_LEVELS[SUITE][:-1])  # the last level is whole_train itself
     done(started, f"{len(info['classes'])} classes, {info['train']} train / {info['valid']} val images, lists in {data}")
@@ -98,7 +101,7 @@ def render_nets(results, data, nets, force=False) -> None:
     if force:
         for folder in outdated(results, nets):
             # Its logs and snapshots come from the old recipe: mixed into the new figure they would mislead.
-            print(f"   the recipe of {folder.name} changed: its folder is removed and it trains again")
+            say(f"   the recipe of {folder.name} changed: its folder is removed and it trains again")
             shutil.rmtree(folder)
     render.render(nets, results, data)
     done(started, f"into {results}")
@@ -119,7 +122,7 @@ def train_nets(results, nets, slots) -> int:
     started = step(f"train: {len(nets)} nets, {slots} at once on CPU slots")
     todo, finished = plan([net.name for net in nets], SUITE, results)
     if finished:
-        print(f"   finished already: {len(finished)} nets")
+        say(f"   finished already: {len(finished)} nets")
     runner = LocalRunner(todo, results, [None] * slots)
     code = runner.run() if todo else 0
     done(started)
@@ -129,7 +132,8 @@ def train_nets(results, nets, slots) -> int:
 def report(results, out, names) -> dict:
     started = step("report: summary table and Figure 2")
     numbers, problems = summary.load(results, names)
-    summary.report_problems(problems)
+    for line in summary.problem_lines(problems):
+        say(line, err=True)
     # Every demo transfer targets B, so the families and the figure take base B alone (the paper's baseB pooled both
     # halves of four splits because its transfers ran both ways); half A stays in the per-net table.
     shown = {name: row for name, row in numbers.items() if not is_base_a(name)}
@@ -143,7 +147,7 @@ def report(results, out, names) -> dict:
             figure_files += figures.figure2(shown, out / "figures" / f"figure2_{style}", style=style, annotate=False,
                                             suite=SUITE, expected=[n for n in names if not is_base_a(n)])
     verified = frozen_checks(results, names)
-    print(table)
+    say(table)
     done(started)
     return {"numbers": numbers, "figures": [str(f) for f in figure_files], "verified": verified}
 
@@ -175,33 +179,34 @@ def base_accuracy(numbers, seeds) -> list:
     return lines
 
 
-def run_demo(args) -> int:
-    out = Path(args.out) if args.out else default_out()
-    seeds = parse_seeds(args.seeds)
-    layers = QUICK_N if args.quick else ALL_N
+def run_demo(out=None, seeds=(0,), quick=False, slots=1, force=False) -> int:
+    """The whole demo into `out` (default: the cache); returns the exit code (non-zero: a net failed or a frozen
+    layer changed)."""
+    out = Path(out) if out else default_out()
+    layers = QUICK_N if quick else ALL_N
     names = net_names(seeds, layers)
     nets = [registry.get(name, SUITE) for name in names]
     data, results = out / "data", out / "results"
     started = time.monotonic()
-    print(f"xfer demo: {len(nets)} nets (seeds {','.join(map(str, seeds))}, n = {','.join(map(str, layers))}) "
-          f"in {out}", flush=True)
+    say(f"xfer demo: {len(nets)} nets (seeds {','.join(map(str, seeds))}, n = {','.join(map(str, layers))}) "
+          f"in {out}")
     images = make_images(out)
     make_lists(images, data, seeds)
     make_databases(data, nets)
-    render_nets(results, data, nets, args.force)
-    code = train_nets(results, nets, args.slots)
+    render_nets(results, data, nets, force)
+    code = train_nets(results, nets, slots)
     outcome = report(results, out, names)
     failed = [name for name, ok in outcome["verified"].items() if not ok]
     write_text_atomic(out / "demo.json", json.dumps(
         {"nets": names, "seconds": round(time.monotonic() - started, 1), "figures": outcome["figures"],
          "verified": outcome["verified"], "exit": code}, indent=1) + "\n")
-    print("\n".join(base_accuracy(outcome["numbers"], seeds)))
-    print(f"\nfrozen layers verified in {sum(outcome['verified'].values())} of {len(outcome['verified'])} nets"
+    say("\n".join(base_accuracy(outcome["numbers"], seeds)))
+    say(f"\nfrozen layers verified in {sum(outcome['verified'].values())} of {len(outcome['verified'])} nets"
           + (f"; NOT in: {', '.join(failed)}" if failed else ""))
-    print(f"table:   {out / 'summary.txt'} (and summary.csv)")
+    say(f"table:   {out / 'summary.txt'} (and summary.csv)")
     for path in outcome["figures"]:
-        print(f"figure:  {path}")
-    print(f"xfer demo: done in {time.monotonic() - started:.0f} s")
+        say(f"figure:  {path}")
+    say(f"xfer demo: done in {time.monotonic() - started:.0f} s")
     return code or (1 if failed else 0)
 
 
@@ -213,15 +218,3 @@ def parse_seeds(text) -> list:
     if not seeds or any(s not in range(4) for s in seeds):
         raise XferError(f"--seeds: the paper's random halves have seeds 0..3 (got {text!r})")
     return seeds
-
-
-def register(sub) -> None:
-    p = sub.add_parser("demo", help="the whole study in miniature on Fashion-MNIST, on a CPU (re-runnable)")
-    p.add_argument("--out", help=f"where everything goes (default: {default_out()})")
-    p.add_argument("--seeds", default="0", help="random-half seeds, e.g. 0 or 0,1,2,3 (default 0)")
-    p.add_argument("--quick", action="store_true", help=f"only n = {','.join(map(str, QUICK_N))}: a smoke run")
-    p.add_argument("--slots", type=int, default=max(1, os.cpu_count() or 1),
-                   help="nets trained at once (default: one per CPU core)")
-    p.add_argument("--force", action="store_true",
-                   help="retrain, from scratch, the nets whose recipe changed since they were rendered")
-    p.set_defaults(func=run_demo)

@@ -1,0 +1,73 @@
+"""`xfer run` (the graph of nets through a backend: xfer/run/runner.py) and `xfer status` (xfer/report/status.py)."""
+import json
+
+from ..nets import registry
+from ..report import status
+from ..run import runner
+from ..run.backends import slurm
+from ..run.backends.local import LocalRunner
+from ..run.netdir import is_finished, results_root
+from ..run.train import default_mode
+
+
+def run_run(args) -> int:
+    results = results_root(args.results, args.suite)
+    todo, done = runner.plan(args.patterns, args.suite, results)
+    if not args.dry_run:
+        runner.check_rendered(todo, results)
+    if args.backend == "slurm":
+        mode = "gpu" if args.gpus else default_mode(cpu=args.cpu)[0]
+        if args.dry_run:
+            runner.say_plan(todo, done, "slurm", [], results)
+        options = {"partition": args.partition, "time": args.time, "cpus_per_task": args.cpus_per_task,
+                   "extra": args.sbatch_arg}
+        jobs = slurm.submit(todo, results, mode, options, dry_run=args.dry_run)
+        if args.wait and jobs and not args.dry_run:
+            slurm.wait(jobs)
+            unfinished = [net.name for net in todo if not is_finished(net, results)]
+            print(f"{len(todo) - len(unfinished)} finished" + (f"; not finished: {', '.join(unfinished)}"
+                                                                 if unfinished else ""))
+            return 1 if unfinished else 0
+        return 0
+    devices = runner.devices_for(args.gpus, args.cpu, args.slots)
+    runner.say_plan(todo, done, "local", devices, results)
+    if args.dry_run or not todo:
+        return 0
+    return LocalRunner(todo, results, devices).run()
+
+
+def run_status(args) -> int:
+    results = results_root(args.results, args.suite)
+    queue = status.squeue_states()
+    rows = [status.net_state(net, results, queue) for net in registry.match(args.patterns, suite=args.suite)]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print("\n".join(status.table_lines(rows)))
+        print(status.state_counts(rows))
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser("run", help="train the graph of nets (bases first) locally or on SLURM; re-runnable")
+    p.add_argument("patterns", nargs="*", metavar="NET_PATTERN", help="fnmatch patterns of net names (default all)")
+    p.add_argument("--suite", default="paper", choices=registry.SUITES)
+    p.add_argument("--results", help="the results tree (default: results/ of the kit)")
+    p.add_argument("--backend", default="local", choices=("local", "slurm"))
+    p.add_argument("--slots", type=int, default=1, help="nets trained at once on the CPU (local backend)")
+    p.add_argument("--gpus", help="GPUs to use, one net per GPU, e.g. 0,1 (slurm: ask each job for a GPU)")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even when Caffe has CUDA")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (and the sbatch commands and scripts)")
+    p.add_argument("--wait", action="store_true", help="slurm: wait until the submitted jobs leave the queue")
+    p.add_argument("--partition", help="slurm partition")
+    p.add_argument("--time", help="slurm time limit per job, e.g. 3-00:00:00 (requeued jobs resume)")
+    p.add_argument("--cpus-per-task", type=int, help="slurm CPUs per job")
+    p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG", help="extra sbatch argument (repeatable)")
+    p.set_defaults(func=run_run)
+
+    p = sub.add_parser("status", help="one table of every net: state, iteration, accuracy, ETA, SLURM job")
+    p.add_argument("patterns", nargs="*", metavar="NET_PATTERN", help="fnmatch patterns of net names (default all)")
+    p.add_argument("--suite", default="paper", choices=("paper", "mini"), help="which suite of the registry")
+    p.add_argument("--results", help="the results tree (default: results/ of the kit)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(func=run_status)

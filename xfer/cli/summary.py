@@ -1,0 +1,32 @@
+"""`xfer summary`: per-net top-1 and losses from a results tree's logs (xfer/report/summary.py)."""
+import json
+import sys
+
+from ..paths import RESULTS_DIR
+from ..report import summary
+
+
+def run_summary(args) -> int:
+    numbers, problems = summary.load(args.results, args.nets or None, cache=not args.no_cache)
+    if args.format == "json":
+        print(json.dumps(numbers, indent=1, sort_keys=True))
+    elif args.format == "csv":
+        sys.stdout.write(summary.to_csv(numbers))
+    else:
+        print(summary.table(numbers) if numbers else f"no net in {args.results} has training logs yet")
+        if numbers and args.families:
+            print()
+            print(summary.family_table(numbers))
+    for line in summary.problem_lines(problems):
+        print(line, file=sys.stderr)
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser("summary", help="per-net top-1 / losses from the training logs (the paper's measure)")
+    p.add_argument("nets", nargs="*", metavar="NET_PATTERN", help="fnmatch patterns of net names (default all)")
+    p.add_argument("--results", default=str(RESULTS_DIR), help="the results tree (default: results/ of the kit)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--families", action="store_true", help="also print the family means by layer n (table format)")
+    p.add_argument("--no-cache", action="store_true", help="parse every log again (ignore the parse cache)")
+    p.set_defaults(func=run_summary)

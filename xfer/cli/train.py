@@ -1,0 +1,30 @@
+"""`xfer train NET`: one net with the real `caffe train` (xfer/run/train.py)."""
+import signal
+import sys
+
+from ..nets import registry
+from ..run import train
+from ..run.netdir import results_root
+
+
+def run_train(args) -> int:
+    net = registry.get(args.net, args.suite)
+    try:
+        return train.train(net, results=results_root(args.results, args.suite), cpu=args.cpu, gpu=args.gpu,
+                     quiet=args.quiet)
+    except train.StopTraining:
+        print(f"xfer train: {net.name} stopped by SIGTERM; the same command resumes it", file=sys.stderr)
+        return 128 + signal.SIGTERM
+
+
+def register(sub):
+    p = sub.add_parser("train", help="train one net with the real `caffe train` (resumes; one run per net at a time)")
+    p.add_argument("net", help="net name from the registry")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--gpu", type=int, metavar="N", help="train on GPU N")
+    mode.add_argument("--cpu", action="store_true", help="train on the CPU (solver_mode CPU)")
+    p.add_argument("--suite", default="paper", choices=registry.SUITES)
+    p.add_argument("--results", help="the results tree (default: results/ of the kit)")
+    p.add_argument("--quiet", action="store_true", help="print only errors and the verify report when it fails")
+    p.set_defaults(func=run_train)
+

@@ -1,0 +1,1 @@
+"""Where `xfer run` trains the graph: local slots/GPUs or SLURM jobs."""

@@ -1,0 +1,111 @@
+"""The local backend of `xfer run`: up to one `xfer train` child per slot at once, a slot being a GPU or a share
+of the CPU; bases before transfers, a net another process trains is waited for."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ...nets import registry
+from ...progress import say
+from ..netdir import is_finished, lock_holder, net_dir
+
+POLL_SECONDS = 0.5  # cheap: a stat and an flock probe per pending net
+
+
+def train_command(net, results, device) -> list:
+    cmd = [sys.executable, "-m", "xfer.cli", "train", net.name, "--suite", net.suite,
+           "--results", str(Path(results)), "--quiet"]
+    return cmd + (["--cpu"] if device is None else ["--gpu", str(device)])
+
+
+class LocalRunner:
+    """Up to len(devices) `xfer train` children at once; a device is a GPU number or None (a CPU slot)."""
+
+    def __init__(self, todo, results, devices, poll=POLL_SECONDS):
+        self.pending, self.results, self.free, self.poll = list(todo), results, list(devices), poll
+        self.devices = list(devices)
+        self.running, self.failed, self.finished, self.skipped = {}, [], [], []
+        self.total, self.started = len(self.pending), {}
+
+    def readiness(self, net) -> str:
+        """"ready", "wait" (base or the net itself still training), or "skip" (a base failed or was skipped)."""
+        for dep in registry.dependencies(net):
+            if dep in self.failed or dep in self.skipped:
+                return "skip"
+            if not is_finished(registry.get(dep, net.suite), self.results):
+                return "wait"
+        return "wait" if lock_holder(net_dir(self.results, net.name)) else "ready"
+
+    def start_ready(self) -> bool:
+        """Start what can start; False when nothing pending can ever start (nothing runs, nothing is awaited)."""
+        progress = bool(self.running)
+        for net in list(self.pending):
+            state = self.readiness(net)
+            if state == "skip":
+                self.pending.remove(net)
+                self.skipped.append(net.name)
+                say(f"{net.name}: not run, its base did not finish")
+                continue
+            if state == "wait":
+                # waiting is progress only while something can still change: a child of ours or a foreign trainer
+                awaited = [net.name] + registry.dependencies(net)
+                progress = progress or any(lock_holder(net_dir(self.results, n)) for n in awaited)
+                continue
+            if not self.free:
+                progress = True
+                continue
+            device = self.free.pop(0)
+            proc = subprocess.Popen(train_command(net, self.results, device), env=self.child_env())
+            self.pending.remove(net)
+            self.running[net.name] = (net, proc, device)
+            self.started[net.name] = time.monotonic()
+            progress = True
+            say(f"{net.name}: started on {'CPU' if device is None else f'GPU {device}'} (pid {proc.pid})")
+        return progress
+
+    def reap(self) -> None:
+        for name, (net, proc, device) in list(self.running.items()):
+            if proc.poll() is None:
+                continue
+            del self.running[name]
+            self.free.append(device)
+            took = f"{time.monotonic() - self.started.pop(name):.0f} s"
+            if proc.returncode == 0 and is_finished(net, self.results):
+                self.finished.append(name)
+                say(f"{name}: finished in {took} {self.count()}")
+            else:
+                self.failed.append(name)
+                say(f"{name}: FAILED (exit {proc.returncode}) after {took} {self.count()}; "
+                      f"see {net_dir(self.results, name)}")
+
+    def child_env(self) -> dict:
+        """CPU slots share the cores: each Caffe gets its share of BLAS threads (more would only fight over them),
+        unless the user set OPENBLAS_NUM_THREADS."""
+        env = dict(os.environ)
+        cpu_slots = sum(1 for d in self.devices if d is None)
+        if cpu_slots:
+            env.setdefault("OPENBLAS_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // cpu_slots)))
+        return env
+
+    def count(self) -> str:
+        """`[k/N]`: nets ended (finished or failed) of the N this runner was given."""
+        return f"[{len(self.finished) + len(self.failed)}/{self.total}]"
+
+    def run(self) -> int:
+        try:
+            while self.pending or self.running:
+                if not self.start_ready():
+                    for net in self.pending:
+                        say(f"{net.name}: not run, its base has not finished and nothing is training it")
+                    break
+                time.sleep(self.poll)
+                self.reap()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the children too (same process group): each Caffe snapshots and stops.
+            for _, proc, _ in self.running.values():
+                proc.wait()
+            raise
+        not_run = len(self.skipped) + len(self.pending)
+        say(f"{len(self.finished)} finished, {len(self.failed)} failed, {not_run} not run")
+        return 0 if not (self.failed or not_run) else 1

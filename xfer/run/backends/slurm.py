@@ -1,0 +1,159 @@
+"""The SLURM backend of `xfer run`: one batch job per net, transfers held back with `afterok` on their base's job.
+
+Each job runs `xfer train NET` in the net folder, so everything the local runner guarantees holds on the cluster too:
+a requeued (pre-empted, node-failed) job resumes from the newest .solverstate, a net never trains twice at once, and
+a finished transfer net verifies its frozen layers. The job id is recorded in `<net>/xfer_slurm.json`, so running
+`xfer run --backend slurm` again skips nets that are queued or running and only submits what is missing.
+"""
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ...errors import XferError
+from ...nets import registry
+from ...paths import write_text_atomic
+from ...progress import say
+from ..netdir import SLURM_FILE, is_finished, lock_holder, net_dir, now_iso, read_json
+
+JOB_PREFIX = "xfer-"
+SCRIPT_FILE = ".xfer_slurm.sh"
+OUTPUT_FILE = ".xfer_slurm-%j.out"
+ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
+          "SUSPENDED", "STAGE_OUT", "SIGNALING"}
+
+
+def slurm_reachable() -> bool:
+    return bool(shutil.which("squeue")) and (bool(os.environ.get("SLURM_CONF")) or Path("/etc/slurm/slurm.conf").exists())
+
+
+def queue_states() -> dict:
+    """{job id: state} of the kit's jobs in the queue (finished ones stay listed for MinJobAge); {} without SLURM."""
+    if not slurm_reachable():
+        return {}
+    try:
+        proc = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%j|%T"], capture_output=True, text=True,
+                              timeout=15)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if proc.returncode != 0:
+        return {}
+    states = {}
+    for line in proc.stdout.splitlines():
+        job, name, state = (line.split("|") + ["", ""])[:3]
+        if name.startswith(JOB_PREFIX):
+            states[job.strip()] = state.strip()
+    return states
+
+
+def job_script(net, results, mode) -> str:
+    """The batch script: `xfer train` of this kit's Python; a requeued job runs it again and resumes."""
+    train = [sys.executable, "-m", "xfer.cli", "train", net.name, "--suite", net.suite,
+             "--results", str(Path(results).resolve()), "--quiet"]
+    train += ["--gpu", "0"] if mode == "gpu" else ["--cpu"]  # SLURM maps the granted GPU to device 0
+    return ("#!/bin/bash\n"
+            f"# xfer: train {net.name} ({net.suite} suite); a requeued job resumes from the newest snapshot.\n"
+            f"echo \"xfer: job $SLURM_JOB_ID (restart ${{SLURM_RESTART_COUNT:-0}}) on $(hostname)\"\n"
+            f"exec {shlex.join(train)}\n")
+
+
+def sbatch_command(net, folder, dependency_ids, mode, options) -> list:
+    """The exact sbatch argument list for one net."""
+    cmd = ["sbatch", "--parsable", f"--job-name={JOB_PREFIX}{net.name}", f"--chdir={folder}",
+           f"--output={folder / OUTPUT_FILE}", "--open-mode=append", "--requeue", "--kill-on-invalid-dep=yes"]
+    if dependency_ids:
+        cmd.append("--dependency=afterok:" + ":".join(dependency_ids))
+    if mode == "gpu":
+        cmd.append("--gres=gpu:1")
+    if options.get("cpus_per_task"):
+        cmd.append(f"--cpus-per-task={options['cpus_per_task']}")
+    if options.get("partition"):
+        cmd.append(f"--partition={options['partition']}")
+    if options.get("time"):
+        cmd.append(f"--time={options['time']}")
+    cmd += list(options.get("extra") or [])
+    cmd.append(str(folder / SCRIPT_FILE))
+    return cmd
+
+
+def queued_job(folder, queue):
+    """The job id recorded for this net when that job is still queued or running, else None."""
+    record = read_json(Path(folder) / SLURM_FILE)
+    job = str(record.get("job_id", ""))
+    return job if job and queue.get(job) in ACTIVE else None
+
+
+def sbatch(cmd) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError as exc:
+        raise XferError("sbatch not found", fix="install slurm-client, or use --backend local") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise XferError("sbatch did not answer in 60 s", fix="check the controller with `sinfo`") from exc
+    job = proc.stdout.strip().split(";")[0]
+    if proc.returncode != 0 or not job.isdigit():
+        message = (proc.stderr or proc.stdout).strip() or f"exit status {proc.returncode}"
+        raise XferError(f"sbatch refused the job: {message}\n  command: {shlex.join(cmd)}",
+                        fix="check the partition/gres options and the controller (`sinfo`, `scontrol ping`)")
+    return job
+
+
+def submit(todo, results, mode, options, dry_run=False) -> dict:
+    """Submit one job per net of `todo` (bases first); returns {net name: job id}. Skips nets already queued."""
+    queue = {} if dry_run else queue_states()
+    jobs, skipped = {}, set()
+    for net in todo:
+        folder = net_dir(results, net.name).resolve()
+        waiting = [d for d in registry.dependencies(net) if d in skipped]
+        if waiting:
+            skipped.add(net.name)
+            say(f"{net.name}: not submitted: its base {waiting[0]} is not under SLURM's control; run again later")
+            continue
+        holder = lock_holder(folder)
+        if holder:
+            skipped.add(net.name)
+            say(f"{net.name}: training outside SLURM ({holder}); not submitted")
+            continue
+        existing = queued_job(folder, queue)
+        if existing:
+            jobs[net.name] = existing
+            say(f"{net.name}: queued already as job {existing} ({queue[existing].lower()})")
+            continue
+        base_jobs = [jobs[d] for d in registry.dependencies(net) if d in jobs]
+        missing = [d for d in registry.dependencies(net)
+                   if d not in jobs and not is_finished(registry.get(d, net.suite), results)]
+        if missing:
+            raise XferError(f"base net {missing[0]} of {net.name} is neither finished nor queued",
+                            fix=f"include it: xfer run --backend slurm {missing[0]} {net.name}")
+        script = job_script(net, results, mode)
+        if dry_run:
+            cmd = sbatch_command(net, folder, [f"<job of {d}>" for d in registry.dependencies(net) if d in jobs],
+                                 mode, options)
+            say(f"# {net.name}: {folder / SCRIPT_FILE}\n{script}{shlex.join(cmd)}\n")
+            jobs[net.name] = f"<job of {net.name}>"
+            continue
+        cmd = sbatch_command(net, folder, base_jobs, mode, options)
+        write_text_atomic(folder / SCRIPT_FILE, script)
+        os.chmod(folder / SCRIPT_FILE, 0o755)
+        job = sbatch(cmd)
+        write_text_atomic(folder / SLURM_FILE, json.dumps(
+            {"job_id": job, "submitted": now_iso(), "command": cmd, "depends_on": base_jobs}, indent=1) + "\n")
+        jobs[net.name] = job
+        say(f"{net.name}: submitted job {job}" + (f" (after {', '.join(base_jobs)})" if base_jobs else ""))
+    return jobs
+
+
+def wait(jobs, poll=3.0) -> dict:
+    """Block until none of the jobs is queued or running; returns their last seen states."""
+    last = {}
+    while True:
+        queue = queue_states()
+        active = [job for job in jobs.values() if queue.get(job) in ACTIVE]
+        last.update({job: queue.get(job, "GONE") for job in jobs.values()})
+        if not active:
+            return last
+        time.sleep(poll)

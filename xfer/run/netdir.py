@@ -1,0 +1,123 @@
+"""What state a net's folder is in: snapshots, the status file, the training lock, the rendered schedule.
+
+The trainer (xfer/run/train.py) writes `xfer_status.json` in the net folder; the SLURM backend writes
+`xfer_slurm.json`. Everything else is read from the folder itself, so the state is right even for runs started by
+hand with `caffe train`.
+"""
+import datetime
+import fcntl
+import json
+import re
+from pathlib import Path
+
+from ..nets import registry
+from ..paths import RESULTS_DIR, write_text_atomic
+
+STATUS_FILE = "xfer_status.json"
+SLURM_FILE = "xfer_slurm.json"
+LOCK_FILE = ".xfer_train.lock"
+SOLVER_FILE = "imagenet_solver.prototxt"
+SNAPSHOT_RE = re.compile(r"_iter_(\d+)\.(caffemodel|solverstate)$")
+
+def results_root(results=None, suite="paper") -> Path:
+    """The results tree: --results when given, else where `xfer render` puts the suite (results/ for the paper)."""
+    if results:
+        return Path(results)
+    return registry.default_results(suite)
+
+
+def net_dir(results, name) -> Path:
+    return Path(results or RESULTS_DIR) / name
+
+
+def snapshots(folder, kind="caffemodel") -> list[tuple[int, Path]]:
+    """(iteration, path) of every `*_iter_N.<kind>` in the folder, oldest first."""
+    found = []
+    for path in Path(folder).glob(f"*_iter_*.{kind}"):
+        match = SNAPSHOT_RE.search(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_snapshot(folder, kind="caffemodel"):
+    """(iteration, path) of the newest snapshot, or None."""
+    found = snapshots(folder, kind)
+    return found[-1] if found else None
+
+
+def solver_schedule(folder, net=None) -> dict:
+    """max_iter and snapshot_prefix of the folder's rendered solver (renders may override the registry's)."""
+    found = {}
+    try:
+        text = (Path(folder) / SOLVER_FILE).read_text()
+    except FileNotFoundError:
+        text = ""
+    for key, pattern in (("max_iter", r"^\s*max_iter\s*:\s*(\d+)"), ("snapshot_prefix", r'^\s*snapshot_prefix\s*:\s*"([^"]*)"')):
+        match = re.search(pattern, text, re.M)
+        if match:
+            found[key] = int(match.group(1)) if key == "max_iter" else match.group(1)
+    if net is not None:
+        found.setdefault("max_iter", net.schedule.max_iter)
+        found.setdefault("snapshot_prefix", net.schedule.snapshot_prefix)
+    return found
+
+
+def final_snapshot_path(net, results) -> Path:
+    """The snapshot Caffe writes at the end of training: `<prefix>_iter_<max_iter>.caffemodel` in the net folder."""
+    folder = net_dir(results, net.name)
+    sched = solver_schedule(folder, net)
+    return folder / f"{sched['snapshot_prefix']}_iter_{sched['max_iter']}.caffemodel"
+
+
+def is_finished(net, results) -> bool:
+    """A net is finished when its final snapshot (iteration max_iter) is complete: the file transfers start from.
+
+    Caffe writes the .caffemodel, then the .solverstate; a run killed between the two leaves a .caffemodel that
+    may be cut short, so the solverstate beside it (or a status file that saw Caffe finish) is the proof.
+    """
+    final = final_snapshot_path(net, results)
+    if not final.is_file():
+        return False
+    state = final.with_name(final.name.removesuffix(".caffemodel") + ".solverstate")
+    return state.is_file() or read_status(final.parent).get("state") == "finished"
+
+
+def read_json(path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def read_status(folder) -> dict:
+    return read_json(Path(folder) / STATUS_FILE)
+
+
+def write_status(folder, **fields) -> dict:
+    """Merge `fields` into the folder's status file (atomically; only the trainer holding the lock writes it)."""
+    status = read_status(folder)
+    status.update(fields, updated=now_iso())
+    write_text_atomic(Path(folder) / STATUS_FILE, json.dumps(status, indent=1, sort_keys=True) + "\n")
+    return status
+
+
+def now_iso() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def lock_holder(folder):
+    """Who holds the training lock of a folder ("pid 123 on host"), or None when nobody trains it now.
+
+    Probes with a shared non-blocking flock: it fails only while a trainer (or its caffe child) holds the lock.
+    """
+    path = Path(folder) / LOCK_FILE
+    if not path.exists():
+        return None
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None

@@ -1,0 +1,84 @@
+"""`xfer run`: the whole graph of nets, bases before transfers, on local slots/GPUs or as SLURM jobs.
+
+The graph comes from the registry (a net depends on its base). Finished nets are skipped, so the runner can be
+killed at any moment and run again: each net's own `xfer train` resumes from its newest snapshot, and its lock keeps
+a net that is still training elsewhere from starting twice (the runner waits for it instead).
+"""
+from ..errors import XferError
+from ..nets import registry
+from ..progress import say
+from .netdir import SOLVER_FILE, is_finished, net_dir
+from .train import default_mode
+
+
+def plan(patterns, suite, results) -> tuple:
+    """(nets to train in dependency order, nets finished already). Unfinished bases of selected nets are added."""
+    selected = registry.match(patterns, suite)
+    if patterns and not selected:
+        raise XferError(f"no net of the {suite} suite matches {' '.join(patterns)}",
+                        fix=f"see the names with `xfer status --suite {suite}`")
+    wanted = {net.name for net in selected}
+    stack = list(selected)
+    while stack:
+        for dep in registry.dependencies(stack.pop()):
+            base = registry.get(dep, suite)
+            if dep not in wanted and not is_finished(base, results):
+                wanted.add(dep)
+                stack.append(base)
+    ordered = order_by_dependencies([net for net in registry.nets(suite) if net.name in wanted])
+    todo = [net for net in ordered if not is_finished(net, results)]
+    done = [net for net in ordered if is_finished(net, results)]
+    return todo, done
+
+
+def order_by_dependencies(nets) -> list:
+    """Bases before the nets that need them, otherwise registry order."""
+    placed, out, remaining = set(), [], list(nets)
+    names = {net.name for net in nets}
+    while remaining:
+        ready = [n for n in remaining if all(d in placed or d not in names for d in registry.dependencies(n))]
+        if not ready:
+            raise XferError("the dependency graph has a cycle: " + ", ".join(n.name for n in remaining))
+        for net in ready:
+            placed.add(net.name)
+            out.append(net)
+        remaining = [n for n in remaining if n.name not in placed]
+    return out
+
+
+def devices_for(gpus=None, cpu=False, slots=1) -> list:
+    """The local slots: the GPUs of `gpus` ("0,1"), else the first GPU of a CUDA build, else `slots` CPU slots."""
+    if gpus and cpu:
+        raise XferError("--gpus and --cpu exclude each other")
+    if gpus:
+        try:
+            return [int(g) for g in gpus.split(",") if g.strip()]
+        except ValueError as exc:
+            raise XferError(f"--gpus wants GPU numbers like 0,1 (got {gpus!r})") from exc
+    mode, device = default_mode(cpu=cpu)
+    if mode == "gpu":
+        return [device]
+    return [None] * max(1, slots)
+
+
+def say_plan(todo, done, backend, devices, results) -> None:
+    for net in done:
+        say(f"skip   {net.name} (finished)")
+    for net in todo:
+        deps = registry.dependencies(net)
+        rendered = (net_dir(results, net.name) / SOLVER_FILE).is_file()
+        say(f"train  {net.name}" + (f" after {', '.join(deps)}" if deps else "")
+              + ("" if rendered else " (NOT RENDERED: run `xfer render` first)"))
+    if backend == "local":
+        where = "CPU slots" if devices[0] is None else "GPUs " + ",".join(str(d) for d in devices)
+        say(f"{len(todo)} to train, {len(devices)} at once on {where}")
+
+
+def check_rendered(todo, results) -> None:
+    missing = [net.name for net in todo if not (net_dir(results, net.name) / SOLVER_FILE).is_file()]
+    if missing:
+        raise XferError(f"{len(missing)} net(s) are not rendered: {', '.join(missing[:5])}"
+                        + (" ..." if len(missing) > 5 else ""), path=net_dir(results, missing[0]),
+                        fix=f"run `xfer render --suite {todo[0].suite}` first")
+
+

@@ -1,0 +1,265 @@
+"""`xfer train NET`: one net with the real `caffe train`, in its folder, resumable, never twice at once.
+
+The command Caffe runs is the original README's (`caffe train -solver imagenet_solver.prototxt -weights ...`) with
+cwd = the net folder; the kit adds what a long run needs: resume from the newest .solverstate, a lock held for as
+long as Caffe runs (its child inherits it), a log per start (`<yymmdd_hhmmss>_<net>.log`, Caffe's glog output as
+is), a small status file, and the check that frozen layers stayed frozen when a transfer net finishes.
+"""
+import ctypes
+import fcntl
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+
+from .. import caffeenv
+from ..errors import XferError
+from ..logs.tail import log_progress, read_tail
+from ..nets import registry
+from ..paths import write_text_atomic
+from ..progress import say
+from .netdir import (LOCK_FILE, SOLVER_FILE, final_snapshot_path, is_finished, net_dir, now_iso, read_status,
+                     snapshots, solver_schedule, write_status)
+
+CPU_SOLVER = ".xfer_solver_cpu.prototxt"
+POLL_SECONDS = 2.0
+PR_SET_PDEATHSIG = 1
+
+
+class StopTraining(Exception):
+    """SIGTERM (scancel, a pre-empted job): stop Caffe cleanly and record where it got to."""
+
+
+class TrainLock:
+    """An flock on `<net>/.xfer_train.lock` holding "pid P on host H since T"; Caffe inherits the descriptor, so the
+    lock lasts exactly as long as the training does, and the kernel drops it when both die (even by kill -9)."""
+
+    def __init__(self, folder, net_name, tries=5):
+        self.path, self.net_name, self.tries, self.handle = Path(folder) / LOCK_FILE, net_name, tries, None
+
+    def __enter__(self):
+        self.handle = open(self.path, "a+")
+        for attempt in range(self.tries):
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == self.tries - 1:
+                    self.handle.seek(0)
+                    holder = self.handle.read().strip() or "another process"
+                    self.handle.close()
+                    raise XferError(f"net {self.net_name} is being trained already ({holder})", path=self.path,
+                                    fix="wait for that run to finish or stop it; the lock goes away with it")
+                time.sleep(0.2)  # `xfer status` probes the lock for a moment; let it go
+        self.handle.truncate(0)
+        self.handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}\n")
+        self.handle.flush()
+        return self
+
+    def fileno(self):
+        return self.handle.fileno()
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def default_mode(cpu=False, gpu=None):
+    """("cpu", None) or ("gpu", N): --cpu, --gpu N, else the first GPU when the Caffe build has CUDA."""
+    if cpu and gpu is not None:
+        raise XferError("--cpu and --gpu exclude each other")
+    if cpu:
+        return "cpu", None
+    if gpu is not None:
+        return "gpu", int(gpu)
+    return ("gpu", 0) if caffeenv.build_info().get("cuda") else ("cpu", None)
+
+
+def solver_for(folder, mode) -> str:
+    """The solver file to pass: the rendered one on a GPU (with `-gpu N`); on a CPU a copy saying solver_mode CPU,
+    because Caffe turns `solver_mode: GPU` into `-gpu 0`, which a CPU_ONLY build refuses."""
+    if mode == "gpu":
+        return SOLVER_FILE
+    text = (Path(folder) / SOLVER_FILE).read_text()
+    text = re.sub(r"^\s*(solver_mode|device_id)\s*:.*\n?", "", text, flags=re.M)
+    write_text_atomic(Path(folder) / CPU_SOLVER, text.rstrip("\n") + "\nsolver_mode: CPU\n")
+    return CPU_SOLVER
+
+
+def suite_flag(net) -> str:
+    return "" if net.suite == "paper" else f" --suite {net.suite}"
+
+
+def check_rendered(net, folder) -> None:
+    if not (folder / SOLVER_FILE).is_file():
+        raise XferError(f"net {net.name} is not rendered", path=folder / SOLVER_FILE,
+                        fix=f"run `xfer render --suite {net.suite}` first")
+
+
+def check_base(net, results) -> None:
+    """A transfer net starts from its base's final snapshot: refuse (naming the base) until it exists."""
+    if not net.base:
+        return
+    base = registry.get(net.base, net.suite)
+    if not is_finished(base, results):
+        raise XferError(f"base net {base.name} of {net.name} has not finished: "
+                        f"{final_snapshot_path(base, results)} does not exist",
+                        fix=f"train the base first (`xfer train {base.name}{suite_flag(net)}`), "
+                            "or use `xfer run`, which orders the graph")
+
+
+def start_args(net, folder, results) -> tuple:
+    """Caffe's -snapshot/-weights arguments: resume when a .solverstate exists, else the init weights from surgery."""
+    from . import surgery  # lazy for start-up: surgery loads numpy, which a net trained from its fillers never needs
+    state = resume_point(folder)
+    if state:
+        return ["-snapshot", state.name], f"resumed from {state.name}"
+    if not net.base and registry.RANDOM_FROZEN not in net.policy:
+        return [], "from the fillers"
+    init = folder / surgery.INIT_FILE
+    if not init.exists():
+        surgery.surgery(folder, net=net)
+    return ["-weights", init.name], f"from {init.name}"
+
+
+def resume_point(folder):
+    """The newest .solverstate that is whole (a kill -9 during a snapshot leaves a cut file) and whose weights
+    file exists; None when there is none. Broken ones are left alone: Caffe overwrites them when it gets there."""
+    pb2 = None
+    for _, path in reversed(snapshots(folder, "solverstate")):
+        pb2 = pb2 or caffeenv.caffe_pb2()
+        state = pb2.SolverState()
+        try:
+            state.ParseFromString(path.read_bytes())
+        except Exception:  # protobuf's DecodeError: a snapshot cut short
+            state.Clear()
+        # current_step is the last field Caffe writes: a file cut at a field boundary parses but lacks it
+        if state.HasField("current_step") and state.learned_net and (Path(folder) / state.learned_net).is_file():
+            return path
+        say(f"{path}: incomplete, not resuming from it", err=True)
+    return None
+
+
+def new_log_path(folder, name) -> Path:
+    stamp = datetime.now().strftime("%y%m%d_%H%M%S")
+    path, n = folder / f"{stamp}_{name}.log", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stamp}_{name}.{n}.log"
+    return path
+
+
+def die_with_parent():
+    """Run in the Caffe child: if the trainer dies (even by kill -9), Caffe gets SIGINT, snapshots and stops."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+
+
+def caffe_env() -> dict:
+    """glog to stderr (the log file), every level: pycaffe's quiet setting must not leak into the training log."""
+    return dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
+
+
+def raise_stop(signum, frame):
+    raise StopTraining()
+
+
+def update_progress(folder, status_fields) -> None:
+    progress = log_progress(folder)
+    if progress.get("iteration") is not None:
+        status_fields["iteration"] = progress["iteration"]
+    if progress.get("test"):
+        status_fields["test"], status_fields["test_iteration"] = progress["test"], progress["test_iteration"]
+    write_status(folder, **status_fields)
+
+
+def wait_or_update(proc, folder, fields, poll) -> None:
+    try:
+        proc.wait(timeout=poll)  # returns as soon as Caffe exits
+    except subprocess.TimeoutExpired:
+        update_progress(folder, fields)
+
+
+def supervise(proc, folder, fields, poll) -> int:
+    """Wait for Caffe, refreshing the status file; on Ctrl-C/SIGTERM pass SIGINT on so Caffe snapshots first."""
+    previous = signal.signal(signal.SIGTERM, raise_stop)
+    try:
+        while proc.poll() is None:
+            try:
+                wait_or_update(proc, folder, fields, poll)
+            except (KeyboardInterrupt, StopTraining):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+                proc.wait()
+                fields["state"] = "stopped"
+                update_progress(folder, fields)
+                raise
+        return proc.returncode
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def finish(net, folder, results, fields, quiet) -> int:
+    """After Caffe exits cleanly at max_iter: check frozen layers (transfer and nolearn nets) and record it."""
+    from . import surgery  # lazy for start-up, as in start_args
+    fields["state"] = "finished"
+    code = 0
+    if net.frozen_layers():
+        report = surgery.verify(net, results)
+        fields["verify"] = {"ok": report["ok"], "snapshot": report["snapshot"], "checked": report["checked"],
+                            "layers": {r["layer"]: r["detail"] for r in report["layers"]}}
+        if not quiet or not report["ok"]:
+            surgery.say_report(net, report)
+        code = 0 if report["ok"] else 1
+    update_progress(folder, fields)
+    return code
+
+
+def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS) -> int:
+    """Train one registry net to its max_iter (resuming), then verify its frozen layers; returns an exit code."""
+    folder = net_dir(results, net.name)
+    check_rendered(net, folder)
+    tell = (lambda *a: None) if quiet else say
+    if is_finished(net, results):
+        tell(f"{net.name}: finished already ({final_snapshot_path(net, results).name})")
+        if net.frozen_layers() and "verify" not in read_status(folder):
+            return finish(net, folder, results, {}, quiet)
+        return 0
+    check_base(net, results)
+    mode, device = default_mode(cpu, gpu)
+    with TrainLock(folder, net.name) as lock:
+        weights, origin = start_args(net, folder, results)
+        cmd = [caffeenv.tool("caffe"), "train", "-solver", solver_for(folder, mode)] + weights
+        if mode == "gpu":
+            cmd += ["-gpu", str(device)]
+        log = new_log_path(folder, net.name)
+        max_iter = solver_schedule(folder, net)["max_iter"]
+        fields = {"net": net.name, "state": "running", "max_iter": max_iter, "log": log.name, "command": cmd,
+                  "started": now_iso(), "host": socket.gethostname(), "pid": os.getpid(), "mode": mode,
+                  "slurm_job": os.environ.get("SLURM_JOB_ID")}
+        write_status(folder, **fields)
+        tell(f"{net.name}: caffe train {origin} on {mode}{'' if device is None else ' ' + str(device)}, log {log}")
+        with open(log, "ab") as log_file:
+            proc = subprocess.Popen(cmd, cwd=folder, stdout=log_file, stderr=subprocess.STDOUT, env=caffe_env(),
+                                    pass_fds=(lock.fileno(),), preexec_fn=die_with_parent)
+            code = supervise(proc, folder, fields, poll)
+        if code == 0 and is_finished(net, results):
+            result = finish(net, folder, results, fields, quiet)
+            tell(f"{net.name}: finished at iteration {max_iter}")
+            return result
+        fields["state"] = "failed" if code != 0 else "stopped"
+        fields["exit_code"] = code
+        update_progress(folder, fields)
+    if code == 0:
+        tell(f"{net.name}: stopped before max_iter; run `xfer train {net.name}` again to resume")
+        return 1
+    raise XferError(f"caffe train of {net.name} exited with status {code}{fatal_line(log)}", path=log,
+                    fix="read the end of the log; fix the cause, then run the same command again to resume")
+
+
+def fatal_line(log) -> str:
+    """Caffe's reason for dying: the last glog FATAL line (`F... Check failed: ...`) of the log, if any."""
+    fatal = [line for line in read_tail(log, 64 * 1024) if line.startswith("F")]
+    return f": {fatal[-1].split('] ', 1)[-1]}" if fatal else ""
