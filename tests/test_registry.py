@@ -30,7 +30,7 @@ def test_every_folder_of_the_papers_results_tree_is_a_registry_net(paper_dir):
 
 
 def test_bases_come_before_the_nets_that_need_them():
-    for suite in r.SUITES:
+    for suite in r.suite_names():
         seen = set()
         for net in r.nets(suite):
             assert all(dep in seen for dep in r.dependencies(net)), net.name
@@ -101,7 +101,7 @@ def test_parse_name_rejects_names_outside_the_grammar(bad):
 
 
 def test_parse_name_agrees_with_the_registry_for_every_net():
-    for suite in r.SUITES:
+    for suite in r.suite_names():
         for net in r.nets(suite):
             assert r.parse_name(net.name, suite) == net
 
@@ -157,3 +157,36 @@ def test_make_net_rejects_inconsistent_entries():
         r.make_net("x", "paper", "base", "a", "b", policy=("trained",) * 7)
     with pytest.raises(XferError):
         r.nets("imagenet22k")
+
+
+def dataset_classes(suite, dataset):
+    """Classes of a dataset by its name: whole and reduced sets, a random half, a natman half."""
+    classes = r.suite(suite).classes
+    if dataset.startswith("halfnatman"):
+        return classes[dataset[:len("halfnatmanA")]]
+    return classes["half"] if dataset.startswith("half") else classes["whole"]
+
+
+def test_every_nets_last_layer_has_an_output_per_class_of_its_datasets():
+    """Caffe checks labels against fc8's outputs only in debug builds: a label past them trains silently."""
+    for suite in r.suite_names():
+        for net in r.nets(suite):
+            assert net.num_classes >= dataset_classes(suite, net.train_data), net.name
+            assert net.num_classes >= dataset_classes(suite, net.val_data), net.name
+
+
+def test_a_new_suite_is_one_more_registered_instance(monkeypatch):
+    import dataclasses
+    from xfer.nets import suites
+    monkeypatch.setattr(suites, "_SUITES", dict(suites._SUITES))
+    rehearsal = suites.register(dataclasses.replace(suites.MINI, name="rehearsal", pairs=("AB",), ft_splits=("0",),
+                                                    reduced_levels=(1, 10, 6000), results="rehearsal/results"))
+    assert "rehearsal" in r.suite_names() and r.default_suite() == "paper"
+    names = [net.name for net in r.nets("rehearsal")]
+    assert "transfer0A0B_1_3" in names and "transfer0B0A_1_3" not in names and "transfer-ft1A1B_1_3" not in names
+    assert [n for n in names if n.startswith("reduced")] == ["reduced-0001", "reduced-0010", "reduced-6000"]
+    assert r.get("reduced-6000", "rehearsal").train_data == "whole_train"
+    assert r.default_results("rehearsal") == r.default_results("mini").parent.parent / "rehearsal" / "results"
+    assert r.get("half0A", "rehearsal").arch == "mini"
+    with pytest.raises(XferError):
+        suites.register(dataclasses.replace(suites.MINI, name="bad", arch="alexnet"))

@@ -50,7 +50,7 @@ def test_plan_puts_unfinished_bases_first(tmp_path):
 
 
 def test_every_suite_orders_bases_before_their_transfers():
-    for suite in registry.SUITES:
+    for suite in registry.suite_names():
         order = [n.name for n in runner.order_by_dependencies(registry.nets(suite))]
         position = {name: i for i, name in enumerate(order)}
         for net in registry.nets(suite):

@@ -78,7 +78,7 @@ def make_lists(images, data, seeds) -> None:
         say(f"   seed {seed}: A = {class_names(data, 'half%dA' % seed)}")
         say(f"           B = {class_names(data, 'half%dB' % seed)}")
     splits.make_natman(data, natural_classes=fashion.CLOTHING)
-    splits.make_reduced(data, counts=registry.REDUCED_LEVELS[SUITE][:-1])  # the last level is whole_train itself
+    splits.make_reduced(data, counts=registry.suite(SUITE).reduced_levels[:-1])  # the last level is whole_train itself
     done(started, f"{len(info['classes'])} classes, {info['train']} train / {info['valid']} val images, lists in {data}")
 
 

@@ -75,14 +75,14 @@ def run_render(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("nets", help="list the registry's nets (name, family, base, datasets, policy)")
     p.add_argument("patterns", nargs="*", metavar="PATTERN", help="fnmatch patterns, e.g. 'transfer0A*'")
-    p.add_argument("--suite", choices=registry.SUITES, default="paper")
+    p.add_argument("--suite", choices=registry.suite_names(), default=registry.default_suite())
     p.add_argument("--family", help="only nets of this family (base, selffer, transfer-ft, ...)")
     p.add_argument("--json", action="store_true", help="print the entries as JSON")
     p.set_defaults(func=run_nets)
 
     p = subparsers.add_parser("render", help="write each net's solver/train/val prototxts and data links")
     p.add_argument("patterns", nargs="*", metavar="NET_PATTERN", help="fnmatch patterns (default: all nets)")
-    p.add_argument("--suite", choices=registry.SUITES, default="paper")
+    p.add_argument("--suite", choices=registry.suite_names(), default=registry.default_suite())
     p.add_argument("--out", help="output folder (default: results/ for paper, the cache for mini)")
     p.add_argument("--data-dir", help=f"the datasets' folder (default: {DATA_DIR})")
     p.add_argument("--backend", choices=sorted(render.BACKENDS), default="lmdb")

@@ -51,7 +51,7 @@ def run_status(args) -> int:
 def register(sub):
     p = sub.add_parser("run", help="train the graph of nets (bases first) locally or on SLURM; re-runnable")
     p.add_argument("patterns", nargs="*", metavar="NET_PATTERN", help="fnmatch patterns of net names (default all)")
-    p.add_argument("--suite", default="paper", choices=registry.SUITES)
+    p.add_argument("--suite", default=registry.default_suite(), choices=registry.suite_names())
     p.add_argument("--results", help="the results tree (default: results/ of the kit)")
     p.add_argument("--backend", default="local", choices=("local", "slurm"))
     p.add_argument("--slots", type=int, default=1, help="nets trained at once on the CPU (local backend)")
@@ -67,7 +67,8 @@ def register(sub):
 
     p = sub.add_parser("status", help="one table of every net: state, iteration, accuracy, ETA, SLURM job")
     p.add_argument("patterns", nargs="*", metavar="NET_PATTERN", help="fnmatch patterns of net names (default all)")
-    p.add_argument("--suite", default="paper", choices=("paper", "mini"), help="which suite of the registry")
+    p.add_argument("--suite", default=registry.default_suite(), choices=registry.suite_names(),
+                   help="which suite of the registry")
     p.add_argument("--results", help="the results tree (default: results/ of the kit)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=run_status)

@@ -23,7 +23,7 @@ def register(sub):
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--gpu", type=int, metavar="N", help="train on GPU N")
     mode.add_argument("--cpu", action="store_true", help="train on the CPU (solver_mode CPU)")
-    p.add_argument("--suite", default="paper", choices=registry.SUITES)
+    p.add_argument("--suite", default=registry.default_suite(), choices=registry.suite_names())
     p.add_argument("--results", help="the results tree (default: results/ of the kit)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the verify report when it fails")
     p.set_defaults(func=run_train)

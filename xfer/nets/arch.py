@@ -82,4 +82,3 @@ MINI = Arch(
 )
 
 ARCHS = {arch.name: arch for arch in (CAFFENET, MINI)}
-SUITE_ARCH = {"paper": "caffenet", "mini": "mini"}

@@ -1,8 +1,9 @@
-"""THE list of nets: every net of the paper (170) and of the `mini` suite, as data.
+"""THE list of nets: every net of each registered suite (the paper's 170, the `mini` suite's 268), as data.
 
 A net is a name plus: family, train/val datasets, base net, a per-layer policy for the 8 weight layers, the split
-n, the solver schedule and the network shape (`arch`, see arch.py). Render, run, status, summary, figures
-and tests all read this module; nothing else enumerates nets.
+n, the solver schedule and the network shape (`arch`, see arch.py); what differs between suites is the suite's data
+(suites.py). Render, run, status, summary, figures, the demo and tests all read this module; nothing else
+enumerates nets or spells the name grammar.
 
 Name grammar (the paper's folder names):
   half{s}{A|B}                 base net on a random half (s = split seed 0..3)
@@ -15,7 +16,6 @@ Name grammar (the paper's folder names):
   transfernatman{X}{Y}_1_n     the same on the natman halves (transfer-ftnatman… for fine-tuned)
 X == Y gives the paper's "selffer" nets (the paper's BnB / BnB+ controls).
 """
-import dataclasses
 import difflib
 import fnmatch
 import functools
@@ -24,66 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import XferError
-from ..paths import RESULTS_DIR, cache_dir
-from .arch import ARCHS, SUITE_ARCH, Arch  # noqa: F401  (Arch re-exported for callers)
+from . import suites
+from .arch import ARCHS, Arch
+from .suites import Schedule, Suite  # noqa: F401  (re-exported: render and callers read them from here)
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 FROZEN, TUNED, FRESH, RANDOM_FROZEN, TRAINED = "frozen", "tuned", "fresh", "random-frozen", "trained"
 POLICIES = (FROZEN, TUNED, FRESH, RANDOM_FROZEN, TRAINED)
-SUITES = ("paper", "mini")
 SPLITS = ("0", "1", "2", "3")
 NS = tuple(range(1, 8))
-
-
-@dataclass(frozen=True)
-class Schedule:
-    base_lr: float
-    lr_policy: str
-    gamma: float
-    stepsize: int
-    max_iter: int
-    momentum: float
-    weight_decay: float
-    test_iter: int
-    test_interval: int
-    display: int
-    snapshot: int
-    snapshot_prefix: str
-    solver_mode: str
-    # None: the line is left out (Caffe's default, a test at iteration 0), as in the paper's solver.
-    test_initialization: "bool | None" = None
-    # None: left out (Caffe seeds from the clock, as the paper did). A number makes a CPU run repeatable.
-    random_seed: "int | None" = None
-
-
-# The paper's solver (all nets but reduced-*), and the reduced nets' shorter one.
-PAPER_SCHEDULE = Schedule(base_lr=0.01, lr_policy="step", gamma=0.1, stepsize=100000, max_iter=450000,
-                          momentum=0.9, weight_decay=0.0005, test_iter=1000, test_interval=1000, display=20,
-                          snapshot=10000, snapshot_prefix="caffe_imagenet_train", solver_mode="GPU")
-PAPER_REDUCED_SCHEDULE = dataclasses.replace(PAPER_SCHEDULE, base_lr=0.0125, stepsize=64000, max_iter=200000)
-
-# The mini suite: a scaled CaffeNet on Fashion-MNIST that trains on a CPU in under a minute per net.
-# Recipe values are data: the demo tunes them here. test_iter covers the val set once (see MINI_VAL_IMAGES).
-# One test, at the end: the summary's "mean of the 10 best tests" is then the final accuracy (the paper's 450 test
-# points came from 450k iterations; a few tests early in a 1000-iteration run would only drag the mean down).
-MINI_SCHEDULE = Schedule(base_lr=0.02, lr_policy="step", gamma=0.1, stepsize=750, max_iter=1000,
-                         momentum=0.9, weight_decay=0.0005, test_iter=100, test_interval=1000, display=50,
-                         snapshot=1000, snapshot_prefix="caffe_imagenet_train", solver_mode="CPU",
-                         test_initialization=False, random_seed=1)
-# Images in each mini val set (Fashion-MNIST's 10000 test images, 1000 per class): random halves hold 5 classes,
-# the natman analogue splits clothing (A, 6 classes) from footwear and bags (B, 4 classes).
-MINI_VAL_IMAGES = {"whole_valid": 10000, "halfnatmanA_valid": 6000, "halfnatmanB_valid": 4000, "half": 5000}
-
-# Images per class kept by the reduced-NNNN nets; the last level is the whole set.
-REDUCED_LEVELS = {
-    "paper": (1, 2, 5, 10, 25, 50, 100, 250, 500, 750, 1000, 1300),
-    "mini": (1, 2, 5, 10, 25, 50, 100, 250, 500, 750, 1000, 6000),  # Fashion-MNIST: 6000 per class
-}
-WHOLE_LEVEL = {"paper": 1300, "mini": 6000}
-
-# Which (X, Y) pairs the suites contain. The paper ran only AA (selffer), AB and BA; the demo also needs BB.
-PAPER_PAIRS = ("AA", "AB", "BA")
-MINI_PAIRS = ("AA", "AB", "BA", "BB")
 
 
 @dataclass(frozen=True)
@@ -133,29 +82,33 @@ def preserve_policy(n: int, extra: int) -> tuple:
     return tuple(FROZEN if i < n else TUNED if i < n + extra else FRESH for i in range(len(LAYERS)))
 
 
-def _schedule(suite: str, family: str, val_data: str) -> Schedule:
-    if suite == "paper":
-        return PAPER_REDUCED_SCHEDULE if family == "reduced" else PAPER_SCHEDULE
-    images = MINI_VAL_IMAGES.get(val_data, MINI_VAL_IMAGES["half"])
-    val_batch = ARCHS[SUITE_ARCH[suite]].val_batch
-    return dataclasses.replace(MINI_SCHEDULE, test_iter=-(-images // val_batch))
+def suite(name) -> Suite:
+    """The registered suite called `name` (an XferError naming the known ones when there is none)."""
+    return suites.get(name)
+
+
+def suite_names() -> tuple:
+    """The registered suites' names, the default first (the --suite choices)."""
+    return suites.names()
+
+
+def default_suite() -> str:
+    return suites.default().name
 
 
 def make_net(name, suite, family, train_data, val_data, base=None, policy=None, n=None, split=None,
              schedule=None) -> Net:
     """One registry entry from plain data; every family (and any new variant) is built through here."""
-    if suite not in SUITES:
-        raise XferError(f"unknown suite {suite!r}", fix=f"use one of: {', '.join(SUITES)}")
+    spec = suites.get(suite)
     policy = tuple(policy or (TRAINED,) * len(LAYERS))
     bad = [p for p in policy if p not in POLICIES]
     if len(policy) != len(LAYERS) or bad:
         raise XferError(f"net {name}: policy must be 8 entries of {POLICIES}, got {policy}")
     if base is None and any(p in (FROZEN, TUNED) for p in policy):
         raise XferError(f"net {name}: layers are copied (frozen/tuned) but the net has no base")
-    arch = SUITE_ARCH[suite]
     return Net(name=name, suite=suite, family=family, train_data=train_data, val_data=val_data, base=base,
-               policy=policy, n=n, split=split, schedule=schedule or _schedule(suite, family, val_data),
-               num_classes=ARCHS[arch].num_classes, arch=arch)
+               policy=policy, n=n, split=split, schedule=schedule or spec.schedule_for(family, val_data),
+               num_classes=ARCHS[spec.arch].num_classes, arch=spec.arch)
 
 
 def _half(suite, split, half) -> Net:
@@ -178,7 +131,7 @@ def _transfer(suite, split, x, y, n, tuned) -> Net:
 
 
 def _reduced(suite, level) -> Net:
-    data = "whole_train" if level == WHOLE_LEVEL[suite] else f"reduced{level:04d}_train"
+    data = "whole_train" if level == suites.get(suite).whole_level else f"reduced{level:04d}_train"
     return make_net(f"reduced-{level:04d}", suite, "reduced", data, "whole_valid")
 
 
@@ -200,14 +153,12 @@ def preserve_net(suite, split, x, y, n, extra) -> Net:
 
 @functools.lru_cache(maxsize=None)
 def _suite(suite) -> tuple:
-    if suite not in SUITES:
-        raise XferError(f"unknown suite {suite!r}", fix=f"use one of: {', '.join(SUITES)}")
-    pairs = PAPER_PAIRS if suite == "paper" else MINI_PAIRS
-    ft_splits = ("0", "1") if suite == "paper" else SPLITS
+    spec = suites.get(suite)
+    pairs, ft_splits = spec.pairs, spec.ft_splits
     out = [_half(suite, s, h) for s in SPLITS for h in "AB"]
     out += [_half(suite, "natman", h) for h in "AB"]
     out += [_netbase(suite)]
-    out += [_reduced(suite, level) for level in REDUCED_LEVELS[suite]]
+    out += [_reduced(suite, level) for level in spec.reduced_levels]
     out += [_nolearn(suite, n) for n in NS]
     out += [_transfer(suite, s, xy[0], xy[1], n, False) for s in SPLITS for xy in pairs for n in NS]
     out += [_transfer(suite, s, xy[0], xy[1], n, True) for s in ft_splits for xy in pairs for n in NS]
@@ -265,9 +216,10 @@ _GRAMMAR = [
 
 
 def _reduced_checked(suite, level) -> Net:
-    if level not in REDUCED_LEVELS[suite]:
+    levels = suites.get(suite).reduced_levels
+    if level not in levels:
         raise XferError(f"reduced-{level:04d} is not a level of the {suite} suite",
-                        fix=f"levels: {', '.join(f'{v:04d}' for v in REDUCED_LEVELS[suite])}")
+                        fix=f"levels: {', '.join(f'{v:04d}' for v in levels)}")
     return _reduced(suite, level)
 
 
@@ -288,7 +240,6 @@ def dependencies(net) -> list:
 
 
 def default_results(suite) -> Path:
-    """Where `xfer render` puts a suite's nets (and run, train, status look): results/ for the paper, else the cache."""
-    if suite == "paper":
-        return RESULTS_DIR
-    return cache_dir() / "mini" / "results"
+    """Where `xfer render` puts a suite's nets (and run, train, status look): results/ for the paper, the cache for
+    the mini suite (the suite's `results`)."""
+    return suites.get(suite).results_dir()

@@ -36,10 +36,15 @@ FILE_NAMES = {  # the original repository's names for the same plots
 
 
 def guess_suite(names) -> str:
-    """The registry suite a results tree belongs to: "mini" when it has names only the mini suite knows."""
-    paper = {n.name for n in registry.nets("paper")}
-    mini = {n.name for n in registry.nets("mini")}
-    return "mini" if any(n in mini and n not in paper for n in names) else "paper"
+    """The registry suite a results tree belongs to: the first other suite it has names of that the default suite
+    does not know (the mini suite's `transfer0B0B_1_3`), else the default suite."""
+    default = registry.default_suite()
+    known = {n.name for n in registry.nets(default)}
+    for suite in registry.suite_names():
+        own = {n.name for n in registry.nets(suite)} - known
+        if any(n in own for n in names):
+            return suite
+    return default
 
 
 def compress(names) -> str:

@@ -72,7 +72,7 @@ def classify(name):
     """(series label, x) of a net for the figures, or None for names outside the grammar."""
     from ..nets import registry  # here, not at the top: `xfer summary --format json` never classifies (start-up)
     net = None
-    for suite in registry.SUITES:
+    for suite in registry.suite_names():
         try:
             net = registry.parse_name(name, suite)
             break

@@ -90,7 +90,7 @@ def solver_for(folder, mode) -> str:
 
 
 def suite_flag(net) -> str:
-    return "" if net.suite == "paper" else f" --suite {net.suite}"
+    return "" if net.suite == registry.default_suite() else f" --suite {net.suite}"
 
 
 def check_rendered(net, folder) -> None:
