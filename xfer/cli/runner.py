@@ -3,43 +3,22 @@ import json
 
 from ..nets import registry
 from ..report import status
-from ..run import runner
-from ..run.backends import slurm
-from ..run.backends.local import LocalRunner
-from ..run.netdir import is_finished, results_root
-from ..run.train import default_mode
+from ..run import backends, runner
+from ..run.netdir import results_root
 
 
 def run_run(args) -> int:
     results = results_root(args.results, args.suite)
-    todo, done = runner.plan(args.patterns, args.suite, results)
-    if not args.dry_run:
-        runner.check_rendered(todo, results)
-    if args.backend == "slurm":
-        mode = "gpu" if args.gpus else default_mode(cpu=args.cpu)[0]
-        if args.dry_run:
-            runner.say_plan(todo, done, "slurm", [], results)
-        options = {"partition": args.partition, "time": args.time, "cpus_per_task": args.cpus_per_task,
-                   "extra": args.sbatch_arg}
-        jobs = slurm.submit(todo, results, mode, options, dry_run=args.dry_run)
-        if args.wait and jobs and not args.dry_run:
-            slurm.wait(jobs)
-            unfinished = [net.name for net in todo if not is_finished(net, results)]
-            print(f"{len(todo) - len(unfinished)} finished" + (f"; not finished: {', '.join(unfinished)}"
-                                                                 if unfinished else ""))
-            return 1 if unfinished else 0
-        return 0
-    devices = runner.devices_for(args.gpus, args.cpu, args.slots)
-    runner.say_plan(todo, done, "local", devices, results)
-    if args.dry_run or not todo:
-        return 0
-    return LocalRunner(todo, results, devices).run()
+    options = backends.RunOptions(gpus=args.gpus, cpu=args.cpu, slots=args.slots, dry_run=args.dry_run,
+                                  wait=args.wait, partition=args.partition, time=args.time,
+                                  cpus_per_task=args.cpus_per_task, sbatch_args=args.sbatch_arg)
+    return runner.run_graph(args.patterns, args.suite, results, args.backend, options)
 
 
 def run_status(args) -> int:
     results = results_root(args.results, args.suite)
-    queue = status.squeue_states()
-    rows = [status.net_state(net, results, queue) for net in registry.match(args.patterns, suite=args.suite)]
+    queues = backends.queues()
+    rows = [status.net_state(net, results, queues) for net in registry.match(args.patterns, suite=args.suite)]
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -53,7 +32,7 @@ def register(sub):
     p.add_argument("patterns", nargs="*", metavar="NET_PATTERN", help="fnmatch patterns of net names (default all)")
     p.add_argument("--suite", default=registry.default_suite(), choices=registry.suite_names())
     p.add_argument("--results", help="the results tree (default: results/ of the kit)")
-    p.add_argument("--backend", default="local", choices=("local", "slurm"))
+    p.add_argument("--backend", default="local", choices=backends.names())
     p.add_argument("--slots", type=int, default=1, help="nets trained at once on the CPU (local backend)")
     p.add_argument("--gpus", help="GPUs to use, one net per GPU, e.g. 0,1 (slurm: ask each job for a GPU)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when Caffe has CUDA")

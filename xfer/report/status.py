@@ -1,9 +1,8 @@
 """`xfer status`'s rows: per registry net, its state (finished, running, queued, stopped, ...), iteration, last
-accuracy, ETA, whether its frozen layers verified, and its SLURM job; and the table's text."""
+accuracy, ETA, whether its frozen layers verified, and its job (asked of the run backends); and the table's text."""
 from ..logs.tail import log_files, parsed_progress
-from ..run.backends import slurm
-from ..run.netdir import (SLURM_FILE, is_finished, latest_snapshot, lock_holder, net_dir, read_json, read_status,
-                          solver_schedule)
+from ..run import backends
+from ..run.netdir import is_finished, latest_snapshot, lock_holder, net_dir, read_status, solver_schedule
 
 
 def test_accuracy(test: dict):
@@ -16,8 +15,8 @@ def test_accuracy(test: dict):
     return test.get("#0")
 
 
-def net_state(net, results, queue=None) -> dict:
-    """One row of the status table for a registry net."""
+def net_state(net, results, queues=None) -> dict:
+    """One row of the status table for a registry net; `queues`: backends.queues(), taken once per table."""
     folder = net_dir(results, net.name)
     row = {"net": net.name, "max_iter": solver_schedule(folder, net)["max_iter"], "iteration": None, "accuracy": None, "eta": None,
            "job": None, "state": "not rendered", "verified": None}
@@ -29,10 +28,7 @@ def net_state(net, results, queue=None) -> dict:
     row["iteration"] = progress.get("iteration") or status.get("iteration") or (latest[0] if latest else None)
     row["accuracy"] = test_accuracy(progress.get("test") or status.get("test") or {})
     row["verified"] = (status.get("verify") or {}).get("ok")
-    slurm = read_json(folder / SLURM_FILE)
-    queued = (queue or {}).get(str(slurm.get("job_id"))) if slurm else None
-    if slurm:
-        row["job"] = f"{slurm['job_id']}" + (f" {queued}" if queued else "")
+    row["job"], queued = backends.job_of(folder, queues)
     holder = lock_holder(folder)
     if is_finished(net, results):
         row["state"] = "finished"
@@ -42,7 +38,7 @@ def net_state(net, results, queue=None) -> dict:
         if progress.get("rate") and row["iteration"] is not None:
             row["eta"] = (row["max_iter"] - row["iteration"]) / progress["rate"]
     elif queued:
-        row["state"] = "queued" if queued in ("PENDING", "CONFIGURING") else queued.lower()
+        row["state"] = queued
     elif status.get("state") in ("failed", "stopped"):
         row["state"] = status["state"]
     elif latest or log_files(folder):
@@ -50,11 +46,6 @@ def net_state(net, results, queue=None) -> dict:
     else:
         row["state"] = "not started"
     return row
-
-
-def squeue_states() -> dict:
-    """{job id: state} of the kit's SLURM jobs, or {} when SLURM is not reachable."""
-    return slurm.queue_states()
 
 
 def format_eta(seconds) -> str:

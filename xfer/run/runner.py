@@ -6,9 +6,8 @@ a net that is still training elsewhere from starting twice (the runner waits for
 """
 from ..errors import XferError
 from ..nets import registry
-from ..progress import say
+from . import backends
 from .netdir import SOLVER_FILE, is_finished, net_dir
-from .train import default_mode
 
 
 def plan(patterns, suite, results) -> tuple:
@@ -46,34 +45,6 @@ def order_by_dependencies(nets) -> list:
     return out
 
 
-def devices_for(gpus=None, cpu=False, slots=1) -> list:
-    """The local slots: the GPUs of `gpus` ("0,1"), else the first GPU of a CUDA build, else `slots` CPU slots."""
-    if gpus and cpu:
-        raise XferError("--gpus and --cpu exclude each other")
-    if gpus:
-        try:
-            return [int(g) for g in gpus.split(",") if g.strip()]
-        except ValueError as exc:
-            raise XferError(f"--gpus wants GPU numbers like 0,1 (got {gpus!r})") from exc
-    mode, device = default_mode(cpu=cpu)
-    if mode == "gpu":
-        return [device]
-    return [None] * max(1, slots)
-
-
-def say_plan(todo, done, backend, devices, results) -> None:
-    for net in done:
-        say(f"skip   {net.name} (finished)")
-    for net in todo:
-        deps = registry.dependencies(net)
-        rendered = (net_dir(results, net.name) / SOLVER_FILE).is_file()
-        say(f"train  {net.name}" + (f" after {', '.join(deps)}" if deps else "")
-              + ("" if rendered else " (NOT RENDERED: run `xfer render` first)"))
-    if backend == "local":
-        where = "CPU slots" if devices[0] is None else "GPUs " + ",".join(str(d) for d in devices)
-        say(f"{len(todo)} to train, {len(devices)} at once on {where}")
-
-
 def check_rendered(todo, results) -> None:
     missing = [net.name for net in todo if not (net_dir(results, net.name) / SOLVER_FILE).is_file()]
     if missing:
@@ -82,3 +53,11 @@ def check_rendered(todo, results) -> None:
                         fix=f"run `xfer render --suite {todo[0].suite}` first")
 
 
+def run_graph(patterns, suite, results, backend="local", options=None) -> int:
+    """Train the nets matching `patterns` (and their unfinished bases) through a registered backend; exit code."""
+    options = options or backends.RunOptions()
+    todo, done = plan(patterns, suite, results)
+    if not options.dry_run:
+        check_rendered(todo, results)
+    runner = backends.get(backend)(options)
+    return runner.wait(runner.submit(todo, done, results), todo, results)

@@ -6,9 +6,12 @@ import sys
 import time
 from pathlib import Path
 
+from ...errors import XferError
 from ...nets import registry
 from ...progress import say
 from ..netdir import is_finished, lock_holder, net_dir
+from ..train import default_mode
+from .base import Backend, say_plan
 
 POLL_SECONDS = 0.5  # cheap: a stat and an flock probe per pending net
 
@@ -109,3 +112,35 @@ class LocalRunner:
         not_run = len(self.skipped) + len(self.pending)
         say(f"{len(self.finished)} finished, {len(self.failed)} failed, {not_run} not run")
         return 0 if not (self.failed or not_run) else 1
+
+
+def devices_for(gpus=None, cpu=False, slots=1) -> list:
+    """The local slots: the GPUs of `gpus` ("0,1"), else the first GPU of a CUDA build, else `slots` CPU slots."""
+    if gpus and cpu:
+        raise XferError("--gpus and --cpu exclude each other")
+    if gpus:
+        try:
+            return [int(g) for g in gpus.split(",") if g.strip()]
+        except ValueError as exc:
+            raise XferError(f"--gpus wants GPU numbers like 0,1 (got {gpus!r})") from exc
+    mode, device = default_mode(cpu=cpu)
+    if mode == "gpu":
+        return [device]
+    return [None] * max(1, slots)
+
+
+class LocalBackend(Backend):
+    """Trains on this machine: `submit` plans the slots, `wait` runs the children until the graph is done."""
+    name = "local"
+
+    def submit(self, todo, done, results):
+        devices = devices_for(self.options.gpus, self.options.cpu, self.options.slots)
+        say_plan(todo, done, results)
+        where = "CPU slots" if devices[0] is None else "GPUs " + ",".join(str(d) for d in devices)
+        say(f"{len(todo)} to train, {len(devices)} at once on {where}")
+        if self.options.dry_run or not todo:
+            return None
+        return LocalRunner(todo, results, devices)
+
+    def wait(self, jobs, todo, results) -> int:
+        return jobs.run() if jobs is not None else 0

@@ -19,6 +19,8 @@ from ...nets import registry
 from ...paths import write_text_atomic
 from ...progress import say
 from ..netdir import SLURM_FILE, is_finished, lock_holder, net_dir, now_iso, read_json
+from ..train import default_mode
+from .base import Backend, say_plan
 
 JOB_PREFIX = "xfer-"
 SCRIPT_FILE = ".xfer_slurm.sh"
@@ -157,3 +159,40 @@ def wait(jobs, poll=3.0) -> dict:
         if not active:
             return last
         time.sleep(poll)
+
+
+class SlurmBackend(Backend):
+    """One batch job per net (`submit`); `wait` blocks only with --wait, then counts the nets that finished."""
+    name = "slurm"
+
+    def submit(self, todo, done, results):
+        opts = self.options
+        mode = "gpu" if opts.gpus else default_mode(cpu=opts.cpu)[0]
+        if opts.dry_run:
+            say_plan(todo, done, results)
+        options = {"partition": opts.partition, "time": opts.time, "cpus_per_task": opts.cpus_per_task,
+                   "extra": opts.sbatch_args}
+        return submit(todo, results, mode, options, dry_run=opts.dry_run)
+
+    def wait(self, jobs, todo, results) -> int:
+        if not (self.options.wait and jobs and not self.options.dry_run):
+            return 0
+        wait(jobs)
+        unfinished = [net.name for net in todo if not is_finished(net, results)]
+        say(f"{len(todo) - len(unfinished)} finished" + (f"; not finished: {', '.join(unfinished)}"
+                                                           if unfinished else ""))
+        return 1 if unfinished else 0
+
+    def queue(self) -> dict:
+        return queue_states()
+
+    def job_state(self, folder, queue):
+        """("<job id>[ <SLURM state>]", the net's state while the job is in the queue, else None), or None when
+        the folder records no SLURM job."""
+        record = read_json(Path(folder) / SLURM_FILE)
+        if not record:
+            return None
+        queued = (queue or {}).get(str(record.get("job_id")))
+        job = f"{record['job_id']}" + (f" {queued}" if queued else "")
+        state = ("queued" if queued in ("PENDING", "CONFIGURING") else queued.lower()) if queued else None
+        return job, state

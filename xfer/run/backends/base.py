@@ -1,0 +1,57 @@
+"""What every backend of `xfer run` offers, and what they share.
+
+A backend is registered by name (xfer/run/backends/__init__.py) and is made with the run's options:
+  submit(todo, done, results)    start training the nets of `todo` (bases first); returns its handle on the jobs
+  wait(jobs, todo, results)      wait as the options ask; returns the run's exit code
+  queue()                        a snapshot of the backend's queue ({} when it has none), taken once per table
+  job_state(folder, queue)       (job text, state) of the net in `folder` from that snapshot, or None
+"""
+from dataclasses import dataclass, field
+
+from ...nets import registry
+from ...progress import say
+from ..netdir import SOLVER_FILE, net_dir
+
+
+@dataclass
+class RunOptions:
+    gpus: "str | None" = None        # "0,1": one net per GPU (slurm: each job asks for a GPU)
+    cpu: bool = False                # train on the CPU even when Caffe has CUDA
+    slots: int = 1                   # nets trained at once on the CPU (local)
+    dry_run: bool = False            # print the plan (and the job scripts) only
+    wait: bool = False               # slurm: wait until the submitted jobs leave the queue
+    partition: "str | None" = None   # slurm
+    time: "str | None" = None        # slurm time limit per job
+    cpus_per_task: "int | None" = None  # slurm
+    sbatch_args: list = field(default_factory=list)  # extra sbatch arguments
+
+
+class Backend:
+    """The interface (see the module's docstring); a backend without a queue keeps these defaults."""
+    name = ""
+
+    def __init__(self, options: RunOptions):
+        self.options = options
+
+    def submit(self, todo, done, results):
+        raise NotImplementedError
+
+    def wait(self, jobs, todo, results) -> int:
+        raise NotImplementedError
+
+    def queue(self) -> dict:
+        return {}
+
+    def job_state(self, folder, queue):
+        return None
+
+
+def say_plan(todo, done, results) -> None:
+    """One line per net: skipped (finished), or trained after its base (and whether it is rendered)."""
+    for net in done:
+        say(f"skip   {net.name} (finished)")
+    for net in todo:
+        deps = registry.dependencies(net)
+        rendered = (net_dir(results, net.name) / SOLVER_FILE).is_file()
+        say(f"train  {net.name}" + (f" after {', '.join(deps)}" if deps else "")
+            + ("" if rendered else " (NOT RENDERED: run `xfer render` first)"))
