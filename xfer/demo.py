@@ -28,7 +28,8 @@ from .run.runner import plan
 SUITE = "mini"
 ALL_N = tuple(range(1, 8))
 QUICK_N = (1, 4, 7)  # the ends and the middle of the curve: enough for a smoke run of every family
-FAMILIES = ("transfer{s}B{s}B_1_{n}", "transfer-ft{s}B{s}B_1_{n}", "transfer{s}A{s}B_1_{n}", "transfer-ft{s}A{s}B_1_{n}")
+# BnB, BnB+, AnB, AnB+: the registry families of the transfers the demo trains, each onto half B
+FAMILIES = ("selffer", "selffer-ft", "transfer", "transfer-ft")
 
 
 def default_out() -> Path:
@@ -36,11 +37,14 @@ def default_out() -> Path:
 
 
 def net_names(seeds, layers) -> list:
-    """The demo's nets: both bases of each seed, then BnB, BnB+, AnB, AnB+ at each layer n."""
+    """The demo's nets: both bases of each seed, then BnB, BnB+, AnB, AnB+ at each layer n (asked of the registry)."""
     names = []
     for seed in seeds:
-        names += [f"half{seed}A", f"half{seed}B"]
-        names += [pattern.format(s=seed, n=n) for pattern in FAMILIES for n in layers]
+        split = [net for net in registry.nets(SUITE) if net.split == str(seed)]
+        names += [net.name for net in split if net.family == "base"]
+        for family in FAMILIES:
+            onto_b = {net.n: net.name for net in split if net.family == family and registry.trained_half(net) == "B"}
+            names += [onto_b[n] for n in layers]
     return names
 
 
@@ -153,7 +157,8 @@ def report(results, out, names) -> dict:
 
 
 def is_base_a(name) -> bool:
-    return name.startswith("half") and name.endswith("A")
+    net = registry.get(name, SUITE)
+    return net.family == "base" and registry.trained_half(net) == "A"
 
 
 def frozen_checks(results, names) -> dict:

@@ -234,6 +234,54 @@ def parse_name(name, suite="paper") -> Net:
                         "transfer0A0B_1_3, transfer-ft1B1A_1_5, transfernatmanAB_1_2")
 
 
+def describe(name) -> "Net | None":
+    """The net a name stands for in the first suite whose grammar takes it (any folder name, also of the paper's
+    tree or a preserve variant), or None for names outside the grammar."""
+    for suite in suite_names():
+        try:
+            return parse_name(name, suite)
+        except XferError:
+            continue
+    return None
+
+
+def trained_half(net) -> "str | None":
+    """"A" or "B": the half (random or natman) a net trains on; None for nets on the whole or a reduced set."""
+    found = re.fullmatch(r"half(?:[0-3]|natman)([AB])_train", net.train_data)
+    return found[1] if found else None
+
+
+def reduced_level(net) -> int:
+    """Images per class a reduced-NNNN net trains on (its NNNN)."""
+    return int(re.fullmatch(r"reduced-(\d{4})", net.name)[1])
+
+
+def preserved_layers(net) -> int:
+    """How many layers past 1..n a preserve net copies and fine-tunes (its `preserve{k}_` prefix)."""
+    return net.policy.count(TUNED)
+
+
+def compress(names) -> str:
+    """`transfer1A1B_1_1 ... transfer1A1B_1_7` -> `transfer1A1B_1_{1..7}`: a list of nets a person can read."""
+    groups = {}
+    for name in sorted(names):
+        m = re.fullmatch(r"(.*_1_)(\d)", name)
+        stem, n = (m[1], int(m[2])) if m else (name, None)
+        groups.setdefault(stem, []).append(n)
+    parts = []
+    for stem, ns in groups.items():
+        ns = sorted(n for n in ns if n is not None)
+        if not ns:
+            parts.append(stem)
+        elif len(ns) == 1:
+            parts.append(f"{stem}{ns[0]}")
+        elif ns == list(range(ns[0], ns[-1] + 1)):
+            parts.append(f"{stem}{{{ns[0]}..{ns[-1]}}}")
+        else:
+            parts.append(f"{stem}{{{','.join(map(str, ns))}}}")
+    return ", ".join(parts)
+
+
 def dependencies(net) -> list:
     """Names of the nets that must finish first (the base, if any)."""
     return [net.base] if net.base else []

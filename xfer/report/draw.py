@@ -28,6 +28,7 @@ NOTES = {
     "AnB": ("4: Performance drops due to\nrepresentation specificity", 7, -3.2, -0.02),
     "AnB+": ("5: Transfer + fine-tuning improves generalization", 2, -1.6, 0.14),
 }
+TREATMENTS = tuple(STYLE)[1:]  # BnB, BnB+, AnB, AnB+: the lines drawn against baseB
 NATMAN_STYLE = {"natman:natural": ("#2c7a2c", "o", "transfer man-made $\\to$ natural"),
                 "natman:man-made": ("#c07a10", "s", "transfer natural $\\to$ man-made")}
 
@@ -70,7 +71,7 @@ def layer_axis(ax, top=7):
 def figure2_points(fam, missing=""):
     fig = new_figure()
     ax = fig.add_subplot(111)
-    for key in ("baseB", "BnB", "BnB+", "AnB", "AnB+"):
+    for key in STYLE:
         if key in fam:
             points(ax, fam[key], STYLE[key], label=STYLE[key]["label"])
     layer_axis(ax)
@@ -88,7 +89,7 @@ def figure2_lines(fam, annotate=True, missing=""):
     if base is not None:
         ax.axhline(base, color="0.3", linestyle="--", linewidth=1.5, label="baseB")
     lines = {}
-    for key in ("BnB", "BnB+", "AnB", "AnB+"):
+    for key in TREATMENTS:
         if key not in fam:
             continue
         xs, ys = mean_line(fam[key], base)
@@ -226,7 +227,7 @@ def compare_figure(fam_a, fam_b, label_a, label_b, missing=""):
     absolute, relative = fig.add_subplot(121), fig.add_subplot(122)
     for fam, dash, name in ((fam_a, "-", label_a), (fam_b, "--", label_b)):
         base = fam.get("baseB", {}).get(0, {}).get("mean")
-        for key in ("BnB", "BnB+", "AnB", "AnB+"):
+        for key in TREATMENTS:
             if key not in fam:
                 continue
             xs, ys = mean_line(fam[key], base)

@@ -8,7 +8,7 @@ ones present and says in small print which are missing (e.g. the demo, which tra
 none of its nets is skipped with a message naming the nets it needs. Per-net problems (no logs, crashed run,
 garbled lines) are reported one line per net. Files are written atomically.
 """
-import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import XferError
@@ -17,22 +17,48 @@ from ..paths import atomic_path
 from ..progress import say
 from . import summary
 
-# Which registry families each figure is drawn from (and so which nets it needs).
-FIGURE_FAMILIES = {
-    "figure 2": ("base", "selffer", "selffer-ft", "transfer", "transfer-ft"),
-    "figure 3": ("natman-base", "natman-transfer", "nolearn", "netbase", "base", "transfer"),
-    "reduced": ("reduced",),
-    "preserve": ("preserve",),
-}
-# The nets without which a figure has nothing of its own to show (what a skipped figure asks for).
-FIGURE_CORE = {"figure 2": FIGURE_FAMILIES["figure 2"],
-               "figure 3": ("natman-base", "natman-transfer", "nolearn", "netbase"),
-               "reduced": ("reduced",), "preserve": ("preserve",)}
-FILE_NAMES = {  # the original repository's names for the same plots
-    "points": "result_transfer", "lines": "result_transfer_lines", "lines_notext": "result_transfer_lines_notext",
-    "figure3": "result_random_nm_combined", "reduced": "result_reduced", "reduced_log": "result_reduced_log",
-    "preserve": "result_preserved", "compare": "compare_transfer_lines",
-}
+@dataclass(frozen=True)
+class Plot:
+    """One file of a figure: its name (the original repository's, without extension) and the drawing function of
+    draw.py that makes it, called as function(families, missing=note, **options)."""
+    file: str
+    function: str
+    options: tuple = ()
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str                # how messages call it ("figure 2")
+    families: tuple          # registry families it is drawn from (and so the nets it needs)
+    core: tuple              # the families without which it has nothing of its own to show
+    series: tuple            # summary series labels; the figure is drawn when the results have any of them
+    plots: tuple             # Plot, one per file
+    prefix: bool = False     # series match by prefix (preserve1, preserve2, ...)
+    announce: bool = True    # say why it is skipped (the supplementary preserve figure is skipped quietly)
+
+    def drawable(self, fam) -> bool:
+        if self.prefix:
+            return any(k.startswith(self.series) for k in fam)
+        return any(k in fam for k in self.series)
+
+
+# The paper's figures as data: a new figure is one more entry here plus its drawing function in draw.py.
+FIGURE_2_FAMILIES = ("base", "selffer", "selffer-ft", "transfer", "transfer-ft")
+FIGURES = {figure.name: figure for figure in (
+    FigureSpec("figure 2", FIGURE_2_FAMILIES, FIGURE_2_FAMILIES, ("baseB", "BnB", "BnB+", "AnB", "AnB+"), (
+        Plot("result_transfer", "figure2_points"),
+        Plot("result_transfer_lines", "figure2_lines", (("annotate", True),)),
+        Plot("result_transfer_lines_notext", "figure2_lines", (("annotate", False),)))),
+    FigureSpec("figure 3", ("natman-base", "natman-transfer", "nolearn", "netbase", "base", "transfer"),
+               ("natman-base", "natman-transfer", "nolearn", "netbase"), ("natman:natural", "natman:man-made", "random"),
+               (Plot("result_random_nm_combined", "figure3_panel"),)),
+    FigureSpec("reduced", ("reduced",), ("reduced",), ("reduced",), (
+        Plot("result_reduced", "reduced_figure", (("log", False),)),
+        Plot("result_reduced_log", "reduced_figure", (("log", True),)))),
+    FigureSpec("preserve", ("preserve",), ("preserve",), ("preserve",), (Plot("result_preserved", "preserve_figure"),),
+               prefix=True, announce=False),
+)}
+COMPARE_FILE = "compare_transfer_lines"  # the overlay of two results trees (--compare)
 
 
 def guess_suite(names) -> str:
@@ -47,36 +73,15 @@ def guess_suite(names) -> str:
     return default
 
 
-def compress(names) -> str:
-    """`transfer1A1B_1_1 ... transfer1A1B_1_7` -> `transfer1A1B_1_{1..7}`: a list of nets a person can read."""
-    groups = {}
-    for name in sorted(names):
-        m = re.fullmatch(r"(.*_1_)(\d)", name)
-        stem, n = (m[1], int(m[2])) if m else (name, None)
-        groups.setdefault(stem, []).append(n)
-    parts = []
-    for stem, ns in groups.items():
-        ns = sorted(n for n in ns if n is not None)
-        if not ns:
-            parts.append(stem)
-        elif len(ns) == 1:
-            parts.append(f"{stem}{ns[0]}")
-        elif ns == list(range(ns[0], ns[-1] + 1)):
-            parts.append(f"{stem}{{{ns[0]}..{ns[-1]}}}")
-        else:
-            parts.append(f"{stem}{{{','.join(map(str, ns))}}}")
-    return ", ".join(parts)
-
-
 def needed(figure, suite, core=False) -> set:
-    families = (FIGURE_CORE if core else FIGURE_FAMILIES)[figure]
+    families = FIGURES[figure].core if core else FIGURES[figure].families
     return {n.name for n in registry.nets(suite) if n.family in families}
 
 
 def missing_text(figure, present, suite, limit=8, expected=None) -> str:
     """One line naming the nets a figure would use that the results do not have (empty when none): whole splits
     that are absent by split, the rest by name. `expected`: only these net names count."""
-    nets = [n for n in registry.nets(suite) if n.family in FIGURE_FAMILIES[figure]
+    nets = [n for n in registry.nets(suite) if n.family in FIGURES[figure].families
             and (expected is None or n.name in expected)]
     missing = [n for n in nets if n.name not in present]
     if not missing:
@@ -87,7 +92,7 @@ def missing_text(figure, present, suite, limit=8, expected=None) -> str:
             splits.setdefault(net.split, []).append(net.name in present)
     absent = sorted(s for s, seen in splits.items() if not any(seen))
     parts = [f"split {s} (all {len(splits[s])} nets)" for s in absent]
-    rest = compress(n.name for n in missing if n.split not in absent)
+    rest = registry.compress(n.name for n in missing if n.split not in absent)
     parts += rest.split(", ") if rest else []
     shown = "; ".join(parts[:limit]) + (f"; ... ({len(parts) - limit} more groups)" if len(parts) > limit else "")
     return f"Not in these results ({len(missing)} of {len(nets)} nets): {shown}"
@@ -110,59 +115,61 @@ def figure2(summary_dict, out_path, style="points", annotate=True, suite=None, e
     """Figure 2 from {net: numbers}: style "points" (one marker per net) or "lines" (means, with the paper's
     numbered notes unless annotate=False). Works with any subset (e.g. one split); says what is missing: of the
     suite's Figure 2 nets, or of `expected` (net names) when a run meant only those (the demo)."""
-    from . import draw as figures_draw  # lazy for start-up: it loads matplotlib
+    from . import draw  # lazy for start-up: it loads matplotlib
     fam = summary.families(summary_dict)
-    if not any(k in fam for k in ("baseB", "BnB", "BnB+", "AnB", "AnB+")):
+    if not FIGURES["figure 2"].drawable(fam):
         raise XferError("figure 2 has nothing to plot", fix="it needs test results of some of: " +
-                        compress(needed("figure 2", suite or guess_suite(summary_dict), core=True)))
+                        registry.compress(needed("figure 2", suite or guess_suite(summary_dict), core=True)))
     present = {name for name, row in summary_dict.items() if row.get("top1") is not None}
     note = missing_text("figure 2", present, suite or guess_suite(summary_dict), expected=expected)
-    fig = figures_draw.figure2_points(fam, note) if style == "points" else \
-        figures_draw.figure2_lines(fam, annotate, note)
+    fig = draw.figure2_points(fam, note) if style == "points" else draw.figure2_lines(fam, annotate, note)
     return save(fig, Path(out_path).with_suffix(""))
 
 
 def plot_all(results_dir, out_dir, compare=None, nets=None, log=None) -> list:
     """Every figure the results allow, into out_dir; returns the files written. Problems go to `log` (stderr)."""
-    from . import draw as figures_draw  # lazy for start-up: it loads matplotlib
     log = log or (lambda text: say(text, err=True))
     numbers, problems = summary.load(results_dir, nets)
     for line in summary.problem_lines(problems):
         log(line)
-    out = Path(out_dir)
     suite = guess_suite(numbers)
     fam = summary.families(numbers)
     present = {name for name, row in numbers.items() if row["top1"] is not None}
     written = []
-
-    def draw(figure, keys, make):
-        if not any(k in fam for k in keys):
-            log(f"{figure}: skipped, needs test results of some of: {compress(needed(figure, suite, core=True))}")
-            return
-        for name, fig in make(missing_text(figure, present, suite)):
-            written.extend(save(fig, out / FILE_NAMES[name]))
-
-    draw("figure 2", ("baseB", "BnB", "BnB+", "AnB", "AnB+"), lambda note: [
-        ("points", figures_draw.figure2_points(fam, note)), ("lines", figures_draw.figure2_lines(fam, True, note)),
-        ("lines_notext", figures_draw.figure2_lines(fam, False, note))])
-    draw("figure 3", ("natman:natural", "natman:man-made", "random"), lambda note: [
-        ("figure3", figures_draw.figure3_panel(fam, note))])
-    draw("reduced", ("reduced",), lambda note: [
-        ("reduced", figures_draw.reduced_figure(fam, False, note)),
-        ("reduced_log", figures_draw.reduced_figure(fam, True, note))])
-    if any(k.startswith("preserve") for k in fam):
-        written.extend(save(figures_draw.preserve_figure(fam), out / FILE_NAMES["preserve"]))
+    for figure in FIGURES.values():
+        written += draw_figure(figure, fam, present, suite, Path(out_dir), log)
     if compare:
-        other, other_problems = summary.load(compare)
-        for line in summary.problem_lines({f"{compare}: {k}": v for k, v in other_problems.items()}):
-            log(line)
-        other_fam = summary.families(other)
-        if any(k in other_fam for k in ("BnB", "AnB")):
-            fig = figures_draw.compare_figure(fam, other_fam, tree_label(results_dir), tree_label(compare))
-            written.extend(save(fig, out / FILE_NAMES["compare"]))
-        else:
-            log(f"--compare {compare}: no selffer/transfer nets with test results there, nothing to overlay")
+        written += draw_compare(fam, results_dir, compare, Path(out_dir), log)
     return written
+
+
+def draw_figure(figure, fam, present, suite, out, log) -> list:
+    """The files of one registered figure, or [] (saying why, unless the figure is quiet) when it has no data."""
+    from . import draw  # lazy for start-up: it loads matplotlib
+    if not figure.drawable(fam):
+        if figure.announce:
+            log(f"{figure.name}: skipped, needs test results of some of: "
+                f"{registry.compress(needed(figure.name, suite, core=True))}")
+        return []
+    note, written = missing_text(figure.name, present, suite), []
+    for plot in figure.plots:
+        fig = getattr(draw, plot.function)(fam, missing=note, **dict(plot.options))
+        written += save(fig, out / plot.file)
+    return written
+
+
+def draw_compare(fam, results_dir, compare, out, log) -> list:
+    """Figure 2's lines of this tree over those of a second one (the paper's numbers, say)."""
+    from . import draw  # lazy for start-up: it loads matplotlib
+    other, other_problems = summary.load(compare)
+    for line in summary.problem_lines({f"{compare}: {k}": v for k, v in other_problems.items()}):
+        log(line)
+    other_fam = summary.families(other)
+    if not any(k in other_fam for k in ("BnB", "AnB")):
+        log(f"--compare {compare}: no selffer/transfer nets with test results there, nothing to overlay")
+        return []
+    fig = draw.compare_figure(fam, other_fam, tree_label(results_dir), tree_label(compare))
+    return save(fig, out / COMPARE_FILE)
 
 
 def tree_label(path) -> str:

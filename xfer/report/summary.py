@@ -69,26 +69,20 @@ def summarize(results_dir, nets=None) -> dict:
 
 
 def classify(name):
-    """(series label, x) of a net for the figures, or None for names outside the grammar."""
+    """(series label, x) of a net for the figures, or None for names outside the grammar (the registry's)."""
     from ..nets import registry  # here, not at the top: `xfer summary --format json` never classifies (start-up)
-    net = None
-    for suite in registry.suite_names():
-        try:
-            net = registry.parse_name(name, suite)
-            break
-        except XferError:
-            continue
+    net = registry.describe(name)
     if net is None:
         return None
     if net.family == "natman-base":
-        return f"natman:{NATMAN_TARGET[name[-1]]}", 0
+        return f"natman:{NATMAN_TARGET[registry.trained_half(net)]}", 0
     if net.family.startswith("natman-transfer"):
         plus = "+" if net.family.endswith("-ft") else ""
-        return f"natman:{NATMAN_TARGET[net.val_data[len('halfnatman')]]}{plus}", net.n
+        return f"natman:{NATMAN_TARGET[registry.trained_half(net)]}{plus}", net.n
     if net.family == "reduced":
-        return "reduced", int(name.split("-")[1])
+        return "reduced", registry.reduced_level(net)
     if net.family == "preserve":
-        return f"preserve{name[len('preserve')]}", net.n
+        return f"preserve{registry.preserved_layers(net)}", net.n
     label = FAMILY_LABELS.get(net.family)
     return (label, net.n or 0) if label else None
 
