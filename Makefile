@@ -2,11 +2,12 @@
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: setup test demo cuda-check bench help
+.PHONY: setup test lint demo cuda-check bench help
 
 help:
 	@echo "make setup       install Debian packages, build Caffe (cached), create .venv with the kit"
-	@echo "make test        setup + the whole test suite (caffe, slow and slurm tests included)"
+	@echo "make test        setup + lint + the whole test suite (caffe, slow and slurm tests included)"
+	@echo "make lint        ruff on the package, tests and benchmarks (part of make test)"
 	@echo "make demo        setup + the whole study in miniature on Fashion-MNIST (CPU)"
 	@echo "make bench       the benchmarks (database writer, log parser)"
 	@echo "make cuda-check  compile and link the CUDA build of Caffe (not part of CI)"
@@ -14,8 +15,11 @@ help:
 setup:
 	bash tools/setup.sh
 
-test: setup
+test: setup lint
 	.venv/bin/python -m pytest -ra $(PYTEST_ARGS)
+
+lint: setup
+	.venv/bin/ruff check xfer tests bench
 
 demo: setup
 	.venv/bin/xfer demo $(DEMO_ARGS)

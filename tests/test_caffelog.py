@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from helpers import line, lr_at, run_2014, write
 from xfer.logs import cache as parse_cache
 from xfer.logs import parser
 
@@ -17,33 +18,6 @@ EPOCH = datetime.datetime(1970, 1, 1)
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XFER_CACHE", str(tmp_path / "cache"))
-
-
-def stamp(when, year_in_stamp):
-    return when.strftime("%Y%m%d %H:%M:%S.%f" if year_in_stamp else "%m%d %H:%M:%S.%f")
-
-
-def line(when, src, msg, year_in_stamp=False, tid=23304):
-    return f"I{stamp(when, year_in_stamp)} {tid:>5} {src}] {msg}\n"
-
-
-def run_2014(start, first, last, loss, acc=None, step=20, test_every=1000, seconds=35.0):
-    """Lines as 2014 Caffe wrote them: lr then loss per displayed iteration; at test iterations the test after."""
-    out, when = [], start
-    for it in range(first, last + 1, step):
-        out.append(line(when, "solver.cpp:217", f"Iteration {it}, lr = {lr_at(it)}"))
-        out.append(line(when + datetime.timedelta(seconds=0.15), "solver.cpp:74", f"Iteration {it}, loss = {loss(it)}"))
-        if acc and it % test_every == 0:
-            out.append(line(when + datetime.timedelta(seconds=0.2), "solver.cpp:96", f"Iteration {it}, Testing net"))
-            out.append(line(when + datetime.timedelta(seconds=130), "solver.cpp:123", f"Test score #0: {acc(it)}"))
-            out.append(line(when + datetime.timedelta(seconds=130.01), "solver.cpp:123",
-                            f"Test score #1: {float(loss(it)) + 1:g}"))
-        when += datetime.timedelta(seconds=seconds)
-    return "".join(out)
-
-
-def lr_at(it):
-    return f"{0.01 * 0.1 ** (it // 100000):g}"
 
 
 def run_caffe1(start, first, last, loss, acc, step=4, test_every=12):
@@ -74,13 +48,6 @@ def acc_a(it):
 
 def seconds(when):
     return (when - EPOCH).total_seconds()
-
-
-def write(path, text, gz=False):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode()
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
 
 
 def test_2014_log_gz_with_restart(tmp_path):

@@ -154,7 +154,7 @@ def test_bad_images_fail_or_are_skipped(source, data_dir, tmp_path):
     report = (data_dir / "whole_train" / "bad_images.txt").read_text().splitlines()[1:]
     assert sorted(line.split("\t")[1] for line in report) == ["k1/2.jpg", "k3/0.jpg"]
     # the gaps in the keys are where a single convert_imageset run leaves them
-    order = [(p, int(c)) for p, c in (tuple(l.rsplit(" ", 1)) for l in
+    order = [(p, int(c)) for p, c in (tuple(row.rsplit(" ", 1)) for row in
                                       (data_dir / "whole_train" / "db_list.txt").read_text().splitlines())]
     writers.write_caffe(order, broken, tmp_path / "caffe", "lmdb", writers.Options(RESIZE), tmp_path, mean=False)
     assert records("lmdb", data_dir / "whole_train" / "lmdb") == records("lmdb", tmp_path / "caffe")

@@ -1,14 +1,11 @@
 """`xfer plot` and the figure API: the paper's figures from its logs, the demo-shaped partial tree (one split),
 bad input per net, `--compare`, and a tiny tree trained by the real Caffe (its Caffe 1.0 logs end to end)."""
 import datetime
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from test_caffelog import write
-from test_summary import accuracy_run
+from helpers import accuracy_run, write, xfer
 from xfer.report import figures, summary
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -18,10 +15,6 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def shared_cache(tmp_path_factory, monkeypatch):
     """One parse cache for the session: the paper's tree is parsed cold once, then read warm."""
     monkeypatch.setenv("XFER_CACHE", str(tmp_path_factory.getbasetemp() / "xfer-cache"))
-
-
-def xfer(*args):
-    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True)
 
 
 def demo_numbers(seed=0):

@@ -179,8 +179,8 @@ def test_a_new_suite_is_one_more_registered_instance(monkeypatch):
     import dataclasses
     from xfer.nets import suites
     monkeypatch.setattr(suites, "_SUITES", dict(suites._SUITES))
-    rehearsal = suites.register(dataclasses.replace(suites.MINI, name="rehearsal", pairs=("AB",), ft_splits=("0",),
-                                                    reduced_levels=(1, 10, 6000), results="rehearsal/results"))
+    suites.register(dataclasses.replace(suites.MINI, name="rehearsal", pairs=("AB",), ft_splits=("0",),
+                                        reduced_levels=(1, 10, 6000), results="rehearsal/results"))
     assert "rehearsal" in r.suite_names() and r.default_suite() == "paper"
     names = [net.name for net in r.nets("rehearsal")]
     assert "transfer0A0B_1_3" in names and "transfer0B0A_1_3" not in names and "transfer-ft1A1B_1_3" not in names

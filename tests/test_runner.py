@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pytest
 
+from helpers import xfer as run_xfer
 from xfer.logs import tail
 from xfer.nets import registry
 from xfer.run import netdir, runner
@@ -17,8 +18,9 @@ from xfer.errors import XferError
 pytestmark = pytest.mark.caffe
 
 
-def xfer(*args):
-    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True, timeout=240)
+def xfer(*args, timeout=240):
+    """`xfer ARGS`, stopped after 240 s: a hung trainer must fail the test, not stall the suite."""
+    return run_xfer(*args, timeout=timeout)
 
 
 def log_start(log):

@@ -2,13 +2,13 @@
 import json
 import re
 import subprocess
-import sys
 import time
 from datetime import datetime
 
 import pytest
 from slurm_fixture import scontrol_job, slurm  # noqa: F401  (the fixture)
 
+from helpers import xfer as run_xfer
 from xfer.logs import tail
 from xfer.nets import registry
 from xfer.run import netdir
@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.slurm, pytest.mark.caffe]
 
 
 def xfer(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True, timeout=timeout)
+    """`xfer ARGS`, stopped after 240 s: a hung trainer must fail the test, not stall the suite."""
+    return run_xfer(*args, timeout=timeout)
 
 
 def job_record(out, name):

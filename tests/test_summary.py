@@ -1,43 +1,19 @@
 """`xfer summary`: the paper's measures per net, families by layer n, the CLI formats, bad input per net, and the
 paper's own numbers (base nets ~0.625 top-1; AnB at n=7 far below base; AnB+ above base)."""
 import csv
-import datetime
 import io
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from test_caffelog import line, run_2014, write
+from helpers import START, accuracy_run, run_2014, write, xfer
 from xfer.report import summary
 from xfer.errors import XferError
-
-START = datetime.datetime(2014, 4, 3, 6, 0, 0)
-
 
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XFER_CACHE", str(tmp_path / "cache"))
-
-
-def xfer(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True, **kwargs)
-
-
-def accuracy_run(name, accs, losses, train_losses, folder):
-    """A log whose tests at 1000, 2000, ... give `accs` / `losses`, whose train losses are `train_losses`."""
-    rows = []
-    for i, (acc, loss) in enumerate(zip(accs, losses)):
-        it = 1000 * (i + 1)
-        when = START + datetime.timedelta(hours=i)
-        rows.append(line(when, "solver.cpp:217", f"Iteration {it}, lr = 0.01"))
-        rows.append(line(when, "solver.cpp:74", f"Iteration {it}, loss = {train_losses[i]}"))
-        rows.append(line(when, "solver.cpp:96", f"Iteration {it}, Testing net"))
-        rows.append(line(when, "solver.cpp:123", f"Test score #0: {acc}"))
-        rows.append(line(when, "solver.cpp:123", f"Test score #1: {loss}"))
-    write(folder / name / f"140403_060000_{name}.o1", "".join(rows))
 
 
 @pytest.fixture()

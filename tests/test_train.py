@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from helpers import xfer
 from xfer.logs import tail
 from xfer.nets import registry
 from xfer.report import status
@@ -16,10 +17,6 @@ from xfer.run import netdir, train
 from xfer.errors import XferError
 
 pytestmark = pytest.mark.caffe
-
-
-def xfer(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True, **kwargs)
 
 
 def read_status(folder):

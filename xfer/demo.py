@@ -83,7 +83,8 @@ def make_lists(images, data, seeds) -> None:
         say(f"           B = {class_names(data, 'half%dB' % seed)}")
     splits.make_natman(data, natural_classes=fashion.CLOTHING)
     splits.make_reduced(data, counts=registry.suite(SUITE).reduced_levels[:-1])  # the last level is whole_train itself
-    done(started, f"{len(info['classes'])} classes, {info['train']} train / {info['valid']} val images, lists in {data}")
+    done(started, f"{len(info['classes'])} classes, {info['train']} train / {info['valid']} val images, "
+                  f"lists in {data}")
 
 
 def class_names(data, half) -> str:

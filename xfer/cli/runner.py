@@ -41,7 +41,8 @@ def register(sub):
     p.add_argument("--partition", help="slurm partition")
     p.add_argument("--time", help="slurm time limit per job, e.g. 3-00:00:00 (requeued jobs resume)")
     p.add_argument("--cpus-per-task", type=int, help="slurm CPUs per job")
-    p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG", help="extra sbatch argument (repeatable)")
+    p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
+                   help="extra sbatch argument (repeatable)")
     p.set_defaults(func=run_run)
 
     p = sub.add_parser("status", help="one table of every net: state, iteration, accuracy, ETA, SLURM job")

@@ -1,4 +1,5 @@
-"""`xfer surgery` (a transfer net's init weights) and `xfer verify` (frozen layers stayed frozen): xfer/run/surgery.py."""
+"""`xfer surgery` (a transfer net's init weights) and `xfer verify` (frozen layers stayed frozen), in
+xfer/run/surgery.py."""
 from pathlib import Path
 
 from ..nets import registry

@@ -15,6 +15,7 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
+from ..caffeenv import caffe_pb2
 from ..errors import XferError
 
 BACKENDS = ("lmdb", "leveldb")
@@ -102,7 +103,6 @@ class MeanAccumulator:
 
 
 def mean_blob(mean, shape):
-    from ..caffeenv import caffe_pb2
     blob = caffe_pb2().BlobProto()
     blob.num, (blob.channels, blob.height, blob.width) = 1, shape
     blob.data.extend(np.asarray(mean, dtype=np.float32).ravel().tolist())
@@ -111,7 +111,6 @@ def mean_blob(mean, shape):
 
 def read_mean(path) -> np.ndarray:
     """A mean.binaryproto as a float32 array (channels, height, width)."""
-    from ..caffeenv import caffe_pb2
     blob = caffe_pb2().BlobProto()
     blob.ParseFromString(Path(path).read_bytes())
     return np.array(blob.data, dtype=np.float32).reshape(blob.channels, blob.height, blob.width)
@@ -273,7 +272,7 @@ class LevelDBWriter:
     """A new LevelDB with Caffe's options; one write batch per commit."""
 
     def __init__(self, path, map_size=None):
-        import plyvel
+        import plyvel  # lazy for start-up: only LevelDB output needs it
         self.db = plyvel.DB(str(path), create_if_missing=True, error_if_exists=True, **LEVELDB_OPTIONS)
         self.batch = None
 
@@ -307,7 +306,7 @@ def iterate(backend, path, values=True):
         finally:
             env.close()
     else:
-        import plyvel
+        import plyvel  # lazy for start-up, as in LevelDBWriter
         db = plyvel.DB(str(path), create_if_missing=False)
         try:
             for item in db.iterator(include_value=values):

@@ -12,6 +12,7 @@ Means are summed exactly (integers) from the decoded PNGs: equal to compute_imag
 import datetime
 import json
 import os
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -70,7 +71,6 @@ def check_tree_settings(tree, options, force) -> None:
             if not force:
                 raise XferError(f"the shared image tree was made with {had}, not {wanted}", path=record_path,
                                 fix="pass --force to remake it (every dataset's images.txt is remade too)")
-            import shutil
             shutil.rmtree(tree)
     tree.mkdir(parents=True, exist_ok=True)
     write_text_atomic(record_path, json.dumps(wanted, sort_keys=True) + "\n")

@@ -21,7 +21,7 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
-from ..caffeenv import tool
+from ..caffeenv import caffe_pb2, tool
 from .dbformat import (COMMIT_EVERY, MapGrown, MeanAccumulator, PageReleaser, iterate, key_line_id, make_key,
                        open_writer)
 from ..errors import XferError
@@ -128,7 +128,6 @@ def write_caffe(entries, root, out, backend, options, tmp_dir, mean=True, progre
         mean_path = tmp_dir / "mean.binaryproto"
         runner.run([tool("compute_image_mean"), f"--backend={backend}", str(out), str(mean_path)],
                    tmp_dir / "compute_image_mean.log")
-        from ..caffeenv import caffe_pb2
         blob = caffe_pb2().BlobProto()
         blob.ParseFromString(mean_path.read_bytes())
     return Result(written, blob)
@@ -275,22 +274,32 @@ def merge_block(entries, start, stop, shards, sink, written, accumulate, progres
                 shards[s].pages.spend(value)
             i += 1
             if i - checkpoint == COMMIT_EVERY or i == stop:
-                sink.commit()
-                for shard in shards:  # the records are in the sink now: their memory can serve again
-                    if shard.pages is not None:
-                        shard.pages.release()
-                if progress is not None:
-                    progress.update(i - checkpoint)
+                commit(sink, shards, progress, i - checkpoint)
                 checkpoint = i
                 saved = accumulate.snapshot() if accumulate is not None else None
         except MapGrown:  # the output grew: redo the lines since the last commit (the shards still hold them)
             written[checkpoint:i] = False
-            for shard in shards:  # the lines are read again: their pages must stay
-                if shard.pages is not None:
-                    shard.pages.forget()
-            if accumulate is not None:
-                accumulate.restore(saved)
+            rewind(shards, accumulate, saved)
             i = checkpoint
+
+
+def commit(sink, shards, progress, count) -> None:
+    """Commit the sink; the records are in it now, so the shards' memory for them can serve again."""
+    sink.commit()
+    for shard in shards:
+        if shard.pages is not None:
+            shard.pages.release()
+    if progress is not None:
+        progress.update(count)
+
+
+def rewind(shards, accumulate, saved) -> None:
+    """Back to the last commit: the lines are read again, so their pages must stay, and the mean forgets them."""
+    for shard in shards:
+        if shard.pages is not None:
+            shard.pages.forget()
+    if accumulate is not None:
+        accumulate.restore(saved)
 
 
 def remove_tree(path) -> None:

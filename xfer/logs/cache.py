@@ -143,8 +143,8 @@ def store(folder, key, netlog, reparse):
     path = base.with_suffix(".pkl")
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
-        light = netlog.with_series(**{p: Series.stored(StoredArrays(path, p, token, reparse(p)), getattr(netlog, p).digest,
-                                                      getattr(netlog, p).upgrade)
+        light = netlog.with_series(**{p: Series.stored(StoredArrays(path, p, token, reparse(p)),
+                                                      getattr(netlog, p).digest, getattr(netlog, p).upgrade)
                                       for p in (("loss", "lr") if full else ("loss",))})
         write_atomic(path, pickle.dumps({"key": key, "folder": str(folder), "netlog": light}, protocol=5),
                      pickle.dumps(dict(arrays, token=token), protocol=5))

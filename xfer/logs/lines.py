@@ -5,6 +5,7 @@ candidate line here: test lines of both formats, Caffe 1.0's `Iteration N (x ite
 the fast path rejected. A line that mentions one of the records we track but does not parse is counted as garbled.
 """
 import re
+import time
 
 import numpy as np
 
@@ -93,7 +94,6 @@ def year_hint_from(name: str, mtime: float):
     found = re.match(r"(\d\d)(\d\d)(\d\d)_", name)
     if found and 1 <= int(found[2]) <= 12 and 1 <= int(found[3]) <= 31:
         return ("start", 2000 + int(found[1]), (int(found[2]) * 32 + int(found[3])) * 86400.0)
-    import time
     t = time.localtime(mtime)
     return ("end", t.tm_year, (t.tm_mon * 32 + t.tm_mday) * 86400.0 + t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec)
 

@@ -16,6 +16,7 @@ Parsed nets are cached under `xfer.paths.cache_dir()/caffelog`, keyed by each lo
 a log that grows or is replaced is parsed again; the cache is never consulted for a file it does not describe.
 """
 import concurrent.futures
+import ctypes
 import dataclasses
 import fnmatch
 import multiprocessing
@@ -232,7 +233,6 @@ def keep_freed_memory():
     fresh and returns them on free, so every net pays its page faults again: a fifth of the cold parse's CPU went
     to the kernel. A worker's peak stays that of one net, and the memory goes back when the pool ends."""
     try:
-        import ctypes
         libc = ctypes.CDLL(None)
         libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: blocks below 32 MB (glibc's usual cap) come from the heap
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: the freed top of the heap is not trimmed below 1 GB

@@ -158,8 +158,14 @@ def scan_train(buf, q, q_line, starts, ends, full=True):
             lr = {"line": lr_line, "iter": loss["iter"][partner], "value": lr_values, "date": loss["date"][partner],
                   "sod": loss["sod"][partner]}
             return loss, (lr if lr_ok.all() else {k: v[lr_ok] for k, v in lr.items()}), taken(kind, ok, lr_ok)
-    # The general case: an lr line followed by a good loss line with the same N takes that line's N and stamp;
-    # any other lr line (Caffe 1.0 prints lr after loss) is decoded in full.
+    lr = pair_lr(buf, starts, lr_q, lr_line, lr_values, lr_ok, lw, loss_line, ok, win, iters, date, sod)
+    return loss, lr, taken(kind, ok, lr_ok)
+
+
+def pair_lr(buf, starts, lr_q, lr_line, lr_values, lr_ok, lw, loss_line, ok, win, iters, date, sod):
+    """The lr stream in the general case: an lr line followed by a good loss line with the same N takes its N and
+    stamp; any other (Caffe 1.0 prints lr after loss) is decoded in full. `lr_ok` is narrowed in place."""
+    eq, m = MSG_BEFORE, len(lr_q)
     j = np.minimum(np.searchsorted(loss_line, lr_line + 1), max(len(loss_line) - 1, 0))
     paired = np.zeros(m, bool) if not len(loss_line) else (
         (loss_line[j] == lr_line + 1) & ok[j] & (win.word(eq - 15)[j] == lw.word(eq - 13)))
@@ -172,8 +178,7 @@ def scan_train(buf, q, q_line, starts, ends, full=True):
         lr_iters, lr_date, lr_sod = np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(m)
     lr_iters[own], lr_date[own], lr_sod[own] = own_iters, own_date, own_sod
     lr_ok[own] &= own_ok & (own_iters >= 0)
-    lr = stream(lr_line, lr_iters, lr_values, lr_date, lr_sod, keep=lr_ok)
-    return loss, lr, taken(kind, ok, lr_ok)
+    return stream(lr_line, lr_iters, lr_values, lr_date, lr_sod, keep=lr_ok)
 
 
 def taken(kind, loss_ok, lr_ok):

@@ -8,7 +8,8 @@ from pathlib import Path
 # glog prefixes: `I20261125 19:16:03.289494` (glog 0.6, year included) or `I0418 20:41:08.074206` (2014 logs).
 LOG_TIME_RE = re.compile(r"^[IWEF](\d{8}|\d{4}) (\d\d:\d\d:\d\d\.\d+)")
 ITER_RE = re.compile(r"\] Iteration (\d+)")
-TEST_RE = re.compile(r"(?:Test net output|Test score) #(\d+): (?:(\S+) = )?(-?nan|[-+]?inf|[-+]?[0-9.]+(?:[eE][-+]?\d+)?)")
+TEST_RE = re.compile(r"(?:Test net output|Test score) #(\d+): (?:(\S+) = )?"
+                     r"(-?nan|[-+]?inf|[-+]?[0-9.]+(?:[eE][-+]?\d+)?)")
 TAIL_BYTES = 256 * 1024
 
 

@@ -13,6 +13,7 @@ import filecmp
 import functools
 import os
 import tempfile
+import traceback
 from pathlib import Path
 
 from . import registry
@@ -29,7 +30,7 @@ IMAGE_LIST, IMAGE_ROOT = "images.txt", "_images"
 @functools.lru_cache(maxsize=None)
 def template_env(templates_dir=TEMPLATES_DIR):
     """One Jinja environment per templates folder (it caches the compiled templates)."""
-    import jinja2
+    import jinja2  # lazy for start-up: `xfer nets` and the verbs that only read the registry never render
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
     env.filters["num"] = format_number
@@ -50,7 +51,6 @@ def format_number(value) -> str:
 
 def template_error(exc, templates_dir=TEMPLATES_DIR) -> XferError:
     """A Jinja error as one XferError naming the template file and line."""
-    import traceback
     path, line = getattr(exc, "filename", None), getattr(exc, "lineno", None)
     if path is None:  # runtime errors (undefined names): the template frame is in the traceback
         for frame in reversed(traceback.extract_tb(exc.__traceback__)):
@@ -108,7 +108,7 @@ def net_context(net, backend="lmdb", overrides=None, shared_images=False) -> dic
 def render_texts(net, backend="lmdb", overrides=None, shared_images=False, flavor="",
                  templates_dir=TEMPLATES_DIR) -> dict:
     """{file name: text} of a net's three prototxts; flavor "v0/" gives the 2014-syntax rendering."""
-    import jinja2
+    import jinja2  # lazy for start-up, as in template_env
     env, context = template_env(Path(templates_dir)), net_context(net, backend, overrides, shared_images)
     try:
         return {name: env.get_template(f"{flavor}{name}.j2").render(context) for name in RENDERED}

@@ -50,7 +50,8 @@ FIGURES = {figure.name: figure for figure in (
         Plot("result_transfer_lines", "figure2_lines", (("annotate", True),)),
         Plot("result_transfer_lines_notext", "figure2_lines", (("annotate", False),)))),
     FigureSpec("figure 3", ("natman-base", "natman-transfer", "nolearn", "netbase", "base", "transfer"),
-               ("natman-base", "natman-transfer", "nolearn", "netbase"), ("natman:natural", "natman:man-made", "random"),
+               ("natman-base", "natman-transfer", "nolearn", "netbase"),
+               ("natman:natural", "natman:man-made", "random"),
                (Plot("result_random_nm_combined", "figure3_panel"),)),
     FigureSpec("reduced", ("reduced",), ("reduced",), ("reduced",), (
         Plot("result_reduced", "reduced_figure", (("log", False),)),
@@ -100,7 +101,7 @@ def missing_text(figure, present, suite, limit=8, expected=None) -> str:
 
 def save(fig, out_base: Path) -> list:
     """The figure as out_base.pdf and out_base.png (written to temp files, then renamed)."""
-    import matplotlib
+    import matplotlib  # lazy for start-up, as draw
     written = []
     with matplotlib.rc_context({"pdf.fonttype": 42}):  # no Type 3 fonts in the PDF, as the original notebook did
         for ext in ("pdf", "png"):

@@ -18,7 +18,8 @@ def test_accuracy(test: dict):
 def net_state(net, results, queues=None) -> dict:
     """One row of the status table for a registry net; `queues`: backends.queues(), taken once per table."""
     folder = net_dir(results, net.name)
-    row = {"net": net.name, "max_iter": solver_schedule(folder, net)["max_iter"], "iteration": None, "accuracy": None, "eta": None,
+    row = {"net": net.name, "max_iter": solver_schedule(folder, net)["max_iter"], "iteration": None, "accuracy": None,
+           "eta": None,
            "job": None, "state": "not rendered", "verified": None}
     if not folder.is_dir():
         return row

@@ -53,7 +53,8 @@ def solver_schedule(folder, net=None) -> dict:
         text = (Path(folder) / SOLVER_FILE).read_text()
     except FileNotFoundError:
         text = ""
-    for key, pattern in (("max_iter", r"^\s*max_iter\s*:\s*(\d+)"), ("snapshot_prefix", r'^\s*snapshot_prefix\s*:\s*"([^"]*)"')):
+    for key, pattern in (("max_iter", r"^\s*max_iter\s*:\s*(\d+)"),
+                         ("snapshot_prefix", r'^\s*snapshot_prefix\s*:\s*"([^"]*)"')):
         match = re.search(pattern, text, re.M)
         if match:
             found[key] = int(match.group(1)) if key == "max_iter" else match.group(1)

@@ -243,5 +243,6 @@ def say_report(net, report) -> None:
         say("  no frozen layers")
     for row in report["layers"]:
         ref = Path(row.get("reference", "")).name
-        say(f"  {row['layer']:<6} {'ok' if row['ok'] else 'CHANGED':<8} {row['detail']}" + (f" vs {ref}" if ref else ""))
+        verdict = "ok" if row["ok"] else "CHANGED"
+        say(f"  {row['layer']:<6} {verdict:<8} {row['detail']}" + (f" vs {ref}" if ref else ""))
     say("frozen layers unchanged" if report["ok"] else "FROZEN LAYERS CHANGED")

@@ -30,7 +30,8 @@ ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEU
 
 
 def slurm_reachable() -> bool:
-    return bool(shutil.which("squeue")) and (bool(os.environ.get("SLURM_CONF")) or Path("/etc/slurm/slurm.conf").exists())
+    configured = bool(os.environ.get("SLURM_CONF")) or Path("/etc/slurm/slurm.conf").exists()
+    return bool(shutil.which("squeue")) and configured
 
 
 def queue_states() -> dict:
