@@ -23,7 +23,11 @@ mkdir -p "$LOGDIR"
 
 STEP=start; LOG=$LOGDIR/tests-build.log
 begin() { STEP=$1; LOG="$LOGDIR/$2.log"; : >"$LOG"; echo "[build_caffe_tests] $STEP (log: $LOG)" >&2; }
-trap 'echo "build_caffe_tests: step \"$STEP\" failed. Read the log: $LOG" >&2; tail -n 25 "$LOG" 2>/dev/null | sed "s/^/    /" >&2' ERR
+on_error() {
+  echo "build_caffe_tests: step '$STEP' failed. Read the log: $LOG" >&2
+  [ -f "$LOG" ] && tail -n 25 "$LOG" | sed 's/^/    /' >&2
+}
+trap on_error ERR
 quiet() { "$@" >>"$LOG" 2>&1; }
 die() { echo "build_caffe_tests: $*" >&2; trap - ERR; exit 1; }
 
@@ -49,7 +53,8 @@ build() {
   mkdir -p "$build"; cp -a "$src/." "$build/src"; rm -rf "$build/src/build"
   local p
   for p in "${PATCHES[@]}"; do
-    [ -f "$ROOT/tools/caffe-patches/$p" ] || die "patch $p of the recorded build is not in tools/caffe-patches; run 'make setup'"
+    [ -f "$ROOT/tools/caffe-patches/$p" ] \
+      || die "patch $p of the recorded build is not in tools/caffe-patches; run 'make setup'"
     begin "apply patch $p" tests-patch
     quiet patch -d "$build/src" -p1 --forward --batch -i "$ROOT/tools/caffe-patches/$p"
   done
@@ -61,7 +66,8 @@ build() {
   mkdir -p "$dest.tmp/bin"
   install -m 755 "$build/obj/test/test.testbin" "$dest.tmp/bin/test.testbin"
   mv "$build/src" "$dest.tmp/src"
-  printf '{"key": "%s", "jobs": %s, "build_seconds": %s}\n' "$key" "$JOBS" "$((SECONDS - started))" >"$dest.tmp/build-info.json"
+  printf '{"key": "%s", "jobs": %s, "build_seconds": %s}\n' "$key" "$JOBS" "$((SECONDS - started))" \
+    >"$dest.tmp/build-info.json"
   rm -rf "$build"
   mv "$dest.tmp" "$dest"
   touch "$dest/.complete"
@@ -77,7 +83,8 @@ main() {
   local flags=("${record[@]:$((4 + n))}")
   local dest="$CACHE/caffe-tests-$key"
   if [ -f "$dest/.complete" ]; then echo "[build_caffe_tests] cached $dest" >&2; echo "$dest"; return; fi
-  [ -d "$src" ] || die "the Caffe source $src that $prefix was built from is gone; remove $prefix and run 'make setup' (it fetches and builds again)"
+  [ -d "$src" ] || die "the Caffe source $src that $prefix was built from is gone;" \
+    "remove $prefix and run 'make setup' (it fetches and builds again)"
   # Two `make test` runs on one machine share the cache: the second waits for the first build.
   exec 9>"$CACHE/caffe-tests-$key.lock"
   flock 9

@@ -182,7 +182,8 @@ def run_suite(venv: Path, extra: list) -> dict:
     reported = summary["passed"] + summary["failed"]
     if reported != len(selected) and not extra:
         print(f"caffe gtest: the filter selects {len(selected)} tests but {reported} reported", file=sys.stderr)
-    summary["ok"] = status == 0 and summary["failed"] == 0 and reported > 0 and (reported == len(selected) or extra)
+    complete = reported == len(selected) or bool(extra)  # extra gtest arguments may narrow the run
+    summary["ok"] = status == 0 and summary["failed"] == 0 and reported > 0 and complete
     return summary
 
 

@@ -9,11 +9,14 @@ RECORD=$VENV/caffe-build.json
 [ -f "$RECORD" ] || { echo "pycaffe-tests: no Caffe build record at $RECORD; run 'make setup' first" >&2; exit 2; }
 src=$("$VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["source_dir"])' "$RECORD")
 tests=$src/python/caffe/test
-[ -d "$tests" ] || { echo "pycaffe-tests: $tests is missing (the source the build at $RECORD was made from)" >&2; exit 2; }
+if [ ! -d "$tests" ]; then
+  echo "pycaffe-tests: $tests is missing (the source the build in $RECORD was made from)" >&2; exit 2
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Not from python/ in the source: its caffe package (no _caffe.so there) would shadow the kit's pycaffe.
 # No bytecode: the cached source stays as fetched.
 cd "$work"
-echo "[pycaffe-tests] $("$VENV/bin/python" -c 'import caffe; print(caffe.__file__)' 2>/dev/null) with tests from $tests" >&2
+module=$("$VENV/bin/python" -c 'import caffe; print(caffe.__file__)' 2>/dev/null)
+echo "[pycaffe-tests] $module with tests from $tests" >&2
 PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m unittest discover -v -s "$tests" -t "$tests"
