@@ -29,8 +29,9 @@ cuda-check:
 	bash tools/cuda_check.sh
 
 # Caffe's own test suites against the kit's patched build (`make test` runs both through tests/test_caffe_suites.py).
+CAFFE_TESTS_ARGS ?=
 caffe-tests: setup
-	.venv/bin/python tools/caffe_tests.py
+	.venv/bin/python tools/caffe_tests.py $(CAFFE_TESTS_ARGS)
 
 pycaffe-tests: setup
 	bash tools/pycaffe_tests.sh

@@ -48,9 +48,10 @@ def env(record):
 
 @pytest.mark.slow
 def test_gtest_suite_passes_every_selected_test_against_the_kits_libcaffe(tmp_path, record, tests_dir):
+    """`make caffe-tests` as docs/setup.md says (its warm `make setup` included)."""
     out = tmp_path / "summary.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "caffe_tests.py"), "--venv", str(VENV),
-                           "--json", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(["make", "-s", "-C", str(ROOT), "caffe-tests", f"CAFFE_TESTS_ARGS=--json {out}"],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(out.read_text())
     assert summary["failed"] == 0 and summary["failures"] == []
@@ -60,6 +61,18 @@ def test_gtest_suite_passes_every_selected_test_against_the_kits_libcaffe(tmp_pa
     assert summary["filter"].startswith("-*GPU*")
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith(f"caffe gtest: {summary['passed']} passed, 0 failed, {summary['disabled']} disabled")
+
+
+def test_more_gtest_arguments_narrow_the_run(tests_dir, env):
+    """docs/setup.md's example: one test case by a second filter; every IOTest test, nothing else."""
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "caffe_tests.py"), "--venv", str(VENV), "--",
+                           "--gtest_filter=IOTest.*"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    expected = caffe_tests.list_tests(tests_dir / "bin" / "test.testbin", tests_dir / "src", env, "IOTest.*")
+    assert len(expected) > 1
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"caffe gtest: {len(expected)} passed, 0 failed, 0 disabled,")
+    assert " in 1 test cases," in last
 
 
 def test_second_build_call_uses_the_cache(tests_dir):
@@ -126,8 +139,7 @@ def count_test_methods(test_dir: Path) -> int:
 
 @pytest.mark.slow
 def test_pycaffe_unittest_suite_passes_with_the_drawing_test(record):
-    proc = subprocess.run(["bash", str(ROOT / "tools" / "pycaffe_tests.sh")], capture_output=True, text=True,
-                          env=dict(os.environ, VENV=str(VENV)))
+    proc = subprocess.run(["make", "-s", "-C", str(ROOT), "pycaffe-tests"], capture_output=True, text=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     ran = int(re.search(r"^Ran (\d+) tests? in", out, re.M).group(1))

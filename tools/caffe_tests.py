@@ -145,7 +145,8 @@ def print_report(rows: list, summary: dict, known: list, libcaffe: str) -> None:
     for name in summary["failures"]:
         print(f"FAILED: {name}")
     print(f"caffe gtest: {summary['passed']} passed, {summary['failed']} failed, {summary['disabled']} disabled, "
-          f"{summary['filtered']} not run (filter -{CPU_FILTER}, {len(known)} known upstream failures) in "
+          f"{summary['filtered']} not run (filter -{CPU_FILTER}, {len(known)} known upstream failures"
+          f"{''.join(' then ' + arg for arg in summary['extra_args'])}) in "
           f"{summary['cases']} test cases, {summary['seconds']} s; libcaffe {libcaffe}")
 
 
@@ -176,15 +177,21 @@ def run_suite(venv: Path, extra: list) -> dict:
                              "its last lines above name the test)")
         rows = count_cases(xml)
     summary = summarize(rows, elapsed)
-    summary.update(selected=len(selected), exit_status=status, libcaffe=libcaffe, filter=filt,
+    summary.update(selected=len(selected), exit_status=status, libcaffe=libcaffe, filter=filt, extra_args=extra,
                    known_failures=[p for p, _ in known], binary=str(binary))
     print_report(rows, summary, known, libcaffe)
-    reported = summary["passed"] + summary["failed"]
-    if reported != len(selected) and not extra:
-        print(f"caffe gtest: the filter selects {len(selected)} tests but {reported} reported", file=sys.stderr)
-    complete = reported == len(selected) or bool(extra)  # extra gtest arguments may narrow the run
-    summary["ok"] = status == 0 and summary["failed"] == 0 and reported > 0 and complete
+    summary["ok"] = judge(summary, status, extra)
     return summary
+
+
+def judge(summary: dict, status: int, extra: list) -> bool:
+    """Success: exit status 0, no failure, and every selected test reported (unless extra args set another filter)."""
+    reported = summary["passed"] + summary["failed"]
+    narrowed = any(arg.startswith("--gtest_filter") for arg in extra)  # gtest's last filter wins over ours
+    complete = reported == summary["selected"] or narrowed
+    if not complete:
+        print(f"caffe gtest: the filter selects {summary['selected']} tests but {reported} reported", file=sys.stderr)
+    return status == 0 and summary["failed"] == 0 and reported > 0 and complete
 
 
 def main(argv=None) -> int:
