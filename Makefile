@@ -2,7 +2,7 @@
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: setup test lint demo cuda-check bench help
+.PHONY: setup test lint demo cuda-check bench help caffe-tests pycaffe-tests
 
 help:
 	@echo "make setup       install Debian packages, build Caffe (cached), create .venv with the kit"
@@ -11,6 +11,8 @@ help:
 	@echo "make demo        setup + the whole study in miniature on Fashion-MNIST (CPU)"
 	@echo "make bench       the benchmarks (database writer, log parser)"
 	@echo "make cuda-check  compile and link the CUDA build of Caffe (not part of CI)"
+	@echo "make caffe-tests    Caffe's own C++ tests (gtest, CPU filter) against the kit's build (built once, cached)"
+	@echo "make pycaffe-tests  pycaffe's own unittests against the kit's build"
 
 setup:
 	bash tools/setup.sh
@@ -29,3 +31,11 @@ bench: setup
 
 cuda-check:
 	bash tools/cuda_check.sh
+
+# Caffe's own test suites against the kit's patched build (`make test` runs both through tests/test_caffe_suites.py).
+CAFFE_TESTS_ARGS ?=
+caffe-tests: setup
+	.venv/bin/python tools/caffe_tests.py $(CAFFE_TESTS_ARGS)
+
+pycaffe-tests: setup
+	bash tools/pycaffe_tests.sh

@@ -51,6 +51,9 @@ link_caffe() {
   for t in caffe convert_imageset compute_image_mean upgrade_net_proto_text upgrade_solver_proto_text; do
     [ -x "$prefix/bin/$t" ] && ln -sfn "$prefix/bin/$t" "$VENV/bin/$t"
   done
+  # pycaffe's net drawer with the venv's Python (its own shebang names the system's): draw_net NET.prototxt OUT.png
+  printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$VENV/bin/python" "$prefix/python/draw_net.py" >"$VENV/bin/draw_net"
+  chmod +x "$VENV/bin/draw_net"
   "$VENV/bin/python" - "$prefix" "$VENV/caffe-build.json" <<'PY'
 import json, os, sys
 prefix, out = sys.argv[1:]
