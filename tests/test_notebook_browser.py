@@ -2,20 +2,18 @@
 the kit's kernel, Debian's Chromium driven by chromedriver through Selenium, Run -> Run All Cells from the menu, and
 Figure 2 on the page. The notebook runs from a copy in the test's temp dir: the UI autosaves, and outputs must
 never land in the repository's notebook. Server and browser are stopped by their own pids."""
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_fixture import descendants, free_port, jupyter_env, kill_left, wait_gone, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "plots" / "transfer_plots.ipynb"
@@ -24,81 +22,6 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 WINDOW = (1400, 1100)
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def descendants(pid) -> list:
-    """Pids of every process below pid (from /proc), children first."""
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def wait_gone(pids, seconds) -> list:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.2)
-    return [p for p in pids if alive(p)]
-
-
-def kill_left(pids) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def jupyter_env(tmp_path, **extra) -> dict:
-    """The server's environment: its config, runtime and IPython state in the temp dir, nothing in $HOME."""
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"), IPYTHONDIR=str(tmp_path / "ipython"),
-               JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), **extra)
-    # No news toast over the page; outputs shown in full, not in a scrolled box (Figure 2 whole in the screenshot).
-    settings = {"@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
-                "@jupyter-notebook/notebook-extension/scroll-output": {"autoScrollOutputs": False}}
-    for plugin, values in settings.items():
-        path = tmp_path / "jupyter-config" / "lab" / "user-settings" / f"{plugin}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
-    return env
-
-
-def wait_http(url, proc, seconds=90) -> str:
-    deadline = time.monotonic() + seconds
-    while True:
-        assert proc.poll() is None, f"the server exited with {proc.returncode}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                return answer.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 @pytest.fixture
