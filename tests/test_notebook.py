@@ -10,6 +10,7 @@ from xfer import caffelog
 from xfer.paths import RESULTS_DIR
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "plots" / "transfer_plots.ipynb"
+DEMO_LOG_LINE = "I20261203 08:00:00.000000 1 solver.cpp:228] Iteration 0, loss = 6.9\n"
 
 
 def code_cells(nb):
@@ -75,8 +76,7 @@ def test_chooses_results_without_an_edit(tmp_path, monkeypatch):
     cases = [  # (what the case changes, then the first cell's results_dir)
         ("", None),
         (f"from pathlib import Path\nPath({str(demo_log.parent)!r}).mkdir(parents=True)\n"
-         f"Path({str(demo_log)!r}).write_text('I20261203 08:00:00.000000 1 solver.cpp:228] Iteration 0, loss = 6.9\\n')",
-         None),
+         f"Path({str(demo_log)!r}).write_text({DEMO_LOG_LINE!r})", None),
         (f"import os\nos.environ['XFER_RESULTS'] = {str(tmp_path / 'nowhere')!r}", None),
         (f"os.environ['XFER_RESULTS'] = {str(other)!r}", None),
         ("", str(mine)),
