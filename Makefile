@@ -2,13 +2,14 @@
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: setup test lint demo cuda-check bench help caffe-tests pycaffe-tests
+.PHONY: setup test lint demo cuda-check bench help caffe-tests pycaffe-tests notebook
 
 help:
 	@echo "make setup       install Debian packages, build Caffe (cached), create .venv with the kit"
 	@echo "make test        setup + lint + the whole test suite (caffe, slow and slurm tests included)"
 	@echo "make lint        ruff on the package, tests and benchmarks (part of make test)"
 	@echo "make demo        setup + the whole study in miniature on Fashion-MNIST (CPU)"
+	@echo "make notebook    setup + Jupyter on 127.0.0.1 with plots/transfer_plots.ipynb (prints the URL with its token)"
 	@echo "make bench       the benchmarks (database writer, log parser)"
 	@echo "make cuda-check  compile and link the CUDA build of Caffe (not part of CI)"
 	@echo "make caffe-tests    Caffe's own C++ tests (gtest, CPU filter) against the kit's build (built once, cached)"
@@ -25,6 +26,9 @@ lint: setup
 
 demo: setup
 	.venv/bin/xfer demo $(DEMO_ARGS)
+
+notebook: setup
+	bash tools/notebook.sh
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done

@@ -1,22 +1,36 @@
-"""plots/transfer_plots.ipynb: committed clean (Python 3, no outputs, no parsing code), and executed end to end
-with nbclient on the paper's logs by editing its one path, as a user would."""
+"""plots/transfer_plots.ipynb: committed clean (the kit's kernel, no outputs, no parsing code), executed end to end
+with nbclient on the paper's logs chosen by XFER_RESULTS, and its choice of results tree when nothing is set."""
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from xfer.logs import parser
+from xfer.paths import RESULTS_DIR
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "plots" / "transfer_plots.ipynb"
+DEMO_LOG_LINE = "I20261203 08:00:00.000000 1 solver.cpp:228] Iteration 0, loss = 6.9\n"
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def outputs_text(nb) -> str:
+    return "\n".join(out.get("text", "") for cell in code_cells(nb) for out in cell.outputs)
 
 
 def test_committed_clean():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(nb)
-    assert nb.metadata.kernelspec.name == "python3" and nb.metadata.kernelspec.language == "python"
-    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert nb.metadata.kernelspec.name == "xfer" and nb.metadata.kernelspec.language == "python"
+    code = code_cells(nb)
     assert code and all(c.outputs == [] and c.execution_count is None for c in code)
+    assert re.search(r"^results_dir = None\b", code[0].source, re.M)  # the one setting a user edits, first
+    imports = [i for i, c in enumerate(code) if re.search(r"^\s*(from|import) xfer\b", c.source, re.M)]
+    assert len(imports) == 1, "every xfer import in one cell (the module layout may move)"
     source = "\n".join(c.source for c in code)
-    assert 'results_dir = Path("../results")' in source  # the one path a user edits
     assert not re.search(r"gzip|zlib|re\.compile|Test score|readline|open\(", source)  # the kit parses, not this
 
 
@@ -25,19 +39,67 @@ def test_executes_on_the_paper_logs(paper_dir, tmp_path, tmp_path_factory, monke
     from nbclient import NotebookClient
     monkeypatch.setenv("XFER_CACHE", str(tmp_path_factory.getbasetemp() / "xfer-cache"))  # the kernel inherits it
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("XFER_RESULTS", str(paper_dir / "results"))
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "results_dir = " in cell.source:
-            cell.source = cell.source.replace('Path("../results")', f'Path({str(paper_dir / "results")!r})')
-            cell.source = cell.source.replace('plot_dir = Path(".")', f'plot_dir = Path({str(tmp_path)!r})')
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-                   ).execute()
-    text = "\n".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+    first = code_cells(nb)[0]
+    first.source = first.source.replace('plot_dir = "."', f"plot_dir = {str(tmp_path)!r}")
+    NotebookClient(nb, timeout=300, kernel_name=nb.metadata.kernelspec.name,
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    text = outputs_text(nb)
+    assert f"results: {paper_dir / 'results'} (from XFER_RESULTS)" in text
     assert "half0A" in text and "baseB" in text and "0: 0.6251" in text
     for base in ("result_transfer", "result_transfer_lines", "result_transfer_lines_notext",
                  "result_random_nm_combined", "result_reduced", "result_reduced_log"):
         assert (tmp_path / f"{base}.pdf").stat().st_size > 0 and (tmp_path / f"{base}.png").stat().st_size > 0
-    images = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
-              if "image/png" in out.get("data", {})]
+    images = [out for cell in code_cells(nb) for out in cell.outputs if "image/png" in out.get("data", {})]
     assert len(images) >= 7  # six figures and the training curves
-    assert all(out.output_type != "error" for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+    assert all(out.output_type != "error" for cell in code_cells(nb) for out in cell.outputs)
+
+
+def choice_cell(nb):
+    return next(c for c in code_cells(nb) if "choose_results(" in c.source)
+
+
+@pytest.mark.slow
+def test_chooses_results_without_an_edit(tmp_path, monkeypatch):
+    """Nothing set: the kit's results/ if it holds logs, else the demo's, else one message saying what to set.
+    Then XFER_RESULTS, and the first cell's results_dir over it. One kernel; the choice cell re-run per case."""
+    from nbclient import NotebookClient
+    cache, mine, other = tmp_path / "cache", tmp_path / "mine", tmp_path / "other"
+    mine.mkdir()
+    other.mkdir()
+    monkeypatch.setenv("XFER_CACHE", str(cache))  # the demo's default output: <cache>/demo, empty for now
+    monkeypatch.delenv("XFER_RESULTS", raising=False)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    first, choose = code_cells(nb)[0], choice_cell(nb)
+    demo_log = cache / "demo" / "results" / "half0A" / "261203_080000_half0A.log"
+    cases = [  # (what the case changes, then the first cell's results_dir)
+        ("", None),
+        (f"from pathlib import Path\nPath({str(demo_log.parent)!r}).mkdir(parents=True)\n"
+         f"Path({str(demo_log)!r}).write_text({DEMO_LOG_LINE!r})", None),
+        (f"import os\nos.environ['XFER_RESULTS'] = {str(tmp_path / 'nowhere')!r}", None),
+        (f"os.environ['XFER_RESULTS'] = {str(other)!r}", None),
+        ("", str(mine)),
+    ]
+    nb.cells = [first]
+    for change, chosen in cases:
+        nb.cells += [nbformat.v4.new_code_cell(f"{change}\nresults_dir = {chosen!r}"),
+                     nbformat.v4.new_code_cell(choose.source)]
+    NotebookClient(nb, timeout=120, kernel_name="xfer", allow_errors=True,
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    results = [cell.outputs for cell in nb.cells[2::2]]
+    kit_has_logs = any(parser.find_logs(folder) for folder in parser.net_dirs(RESULTS_DIR))
+    if kit_has_logs:  # a checkout where nets were trained: results/ comes first
+        assert "(the kit's results/, which hold training logs)" in results[0][0].text
+    else:
+        error = results[0][0]
+        assert error.output_type == "error" and error.ename == "NothingToPlot"
+        assert error.traceback == [f"Nothing to plot: {error.evalue}"]  # one message, no traceback
+        assert str(RESULTS_DIR) in error.evalue and str(cache / "demo" / "results") in error.evalue
+        assert "set results_dir in the first code cell (or XFER_RESULTS" in error.evalue.replace("Set", "set")
+        assert results[1][0].text == f"results: {cache / 'demo' / 'results'} (the demo's results, which hold " \
+                                     "training logs)\n"
+    assert results[2][0].output_type == "error" and "nowhere (from XFER_RESULTS) is not a directory" in \
+        results[2][0].evalue
+    assert results[3][0].text == f"results: {other} (from XFER_RESULTS)\n"
+    assert results[4][0].text == f"results: {mine} (from results_dir above)\n"

@@ -2,6 +2,7 @@
 # `make setup`: everything the kit needs, from nothing, on Debian 12 as root. Idempotent; a warm run only checks.
 #   1. Debian packages (tools/apt-packages.txt)       3. real Caffe from source (tools/build_caffe.sh, cached)
 #   2. the venv .venv with the kit + pinned deps       4. Caffe linked into the venv (binaries, pycaffe, build record)
+#      and its Jupyter kernel "xfer"
 set -Eeuo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -43,6 +44,15 @@ install_venv() {
   rm -f "$VENV"/.deps-*; touch "$stamp"
 }
 
+# The kit's Jupyter kernel "xfer" (the venv's Python) in the venv's own share/jupyter, where the venv's Jupyter
+# finds it; the notebook asks for it by name. Re-installed when missing or pointing at another Python.
+install_kernel() {
+  local spec="$VENV/share/jupyter/kernels/xfer/kernel.json"
+  [ -f "$spec" ] && grep -qF "\"$VENV/bin/python\"" "$spec" && return
+  begin "install the Jupyter kernel xfer" kernel
+  quiet "$VENV/bin/python" -m ipykernel install --sys-prefix --name xfer --display-name "Python 3 (xfer)"
+}
+
 link_caffe() {
   local prefix=$1 site pydir
   site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -67,6 +77,7 @@ PY
 
 install_apt_packages
 install_venv
+install_kernel
 prefix=$(PYTHON="$VENV/bin/python" "$ROOT/tools/build_caffe.sh" | tail -n 1)
 link_caffe "$prefix"
 begin "check the installation (xfer doctor)" doctor
