@@ -164,11 +164,6 @@ def write_link(path, target) -> None:
     os.replace(tmp, path)  # atomic: the old link or the new one, never none
 
 
-def changed_files(net_dir, texts) -> list:
-    """Names of the rendered files in net_dir that exist and differ from `texts` ({name: text})."""
-    return [n for n, t in texts.items() if (Path(net_dir) / n).exists() and (Path(net_dir) / n).read_text() != t]
-
-
 def is_trained(net_dir) -> bool:
     """Whether training left snapshots in the folder (its weights came from the recipe on disk)."""
     return any(Path(net_dir).glob("*_iter_*.caffemodel")) or any(Path(net_dir).glob("*_iter_*.solverstate"))
