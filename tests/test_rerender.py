@@ -145,6 +145,7 @@ def test_diff_names_part_of_the_nets_compactly(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "# 3 net(s): transfer0A0B_1_{2..4} (context lines from transfer0A0B_1_2)" in text
     assert "-base_lr: 0.001\n+base_lr: 0.01\n" in text and "# 1 change(s) in 3 of 9 net(s)" in text
+    assert "without --force (edited by hand since the last render, or trained): transfer0A0B_1_{2..4}\n" in text
 
 
 def run_kit(copy, *args):
@@ -176,6 +177,9 @@ def test_trained_net_recipe_change_needs_force_and_surgery_reads_the_suite(tmp_p
     out = tiny_render(tmp_path / "results", ["half0A", "transfer0A0B_1_2"])
     assert train.train(registry.get("half0A", "mini"), out, cpu=True, quiet=True) == 0  # real caffe train
     assert render.is_trained(out / "half0A") and (out / "half0A" / "caffe_imagenet_train_iter_24.caffemodel").is_file()
+    # `xfer db` wrote the mean the rule asks for: the transfer net trains on half0B with half0A's mean
+    assert mean_link(out / "transfer0A0B_1_2").endswith("/half0A_train/mean.binaryproto")
+    assert (out / "transfer0A0B_1_2" / "imagenet_mean.binaryproto").resolve().is_file()
     solver = out / "half0A" / "imagenet_solver.prototxt"
     before = solver.read_text()
     text, error = said(lambda: tiny_render(out, ["half0A", "transfer0A0B_1_2"], max_iter=48))

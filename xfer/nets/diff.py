@@ -55,12 +55,17 @@ def net_changes(plan) -> list:
 
 
 def group_changes(nets, out_dir, data_dir, **options) -> dict:
-    """{key: (diff lines of the first net, [net names])}, in the order the changes are first met."""
+    """{key: (diff lines of the first net, [net names], [nets where the file was edited by hand or is trained])},
+    in the order the changes are first met."""
     groups = {}
     for net in nets:
         plan = plan_net(net, Path(out_dir) / net.name, data_dir, **options)
+        held = plan.held_back(force=False)
         for key, lines in net_changes(plan):
-            groups.setdefault(key, (lines, []))[1].append(net.name)
+            group = groups.setdefault(key, (lines, [], []))
+            group[1].append(net.name)
+            if held:
+                group[2].append(net.name)
     return groups
 
 
@@ -74,13 +79,16 @@ def diff_text(nets, out_dir, data_dir, **options) -> str:
     """The grouped diff as text ('' when a render would change nothing)."""
     groups = group_changes(nets, out_dir, data_dir, **options)
     parts = []
-    for key, (lines, names) in groups.items():
+    for key, (lines, names, held) in groups.items():
         head = f"# {name_list(names, nets)}"
         if len(names) > 1 and key[0] != "link":
             head += f" (context lines from {names[0]})"
+        if held:
+            head += (f"\n# kept by `xfer render` without --force (edited by hand since the last render, or trained): "
+                     f"{registry.compress(held)}")
         parts.append(head + "\n" + "".join(lines))
     if not parts:
         return ""
-    touched = {name for _, names in groups.values() for name in names}
+    touched = {name for _, names, _ in groups.values() for name in names}
     parts.append(f"# {len(groups)} change(s) in {len(touched)} of {len(nets)} net(s)\n")
     return "\n".join(parts)
