@@ -3,7 +3,8 @@
 #   with_progress CMD ARGS...   runs CMD with its output appended to $LOG; whenever the build's own "[ NN%]"
 #                               lines (cmake's makefiles print them per target) move by $PROGRESS_STEP percent or
 #                               more, prints "[build_caffe] <step>: NN% (elapsed)" to stderr; at the end the total.
-# Nothing here enters the build's cache key: it only reads what make prints.
+# PROGRESS_NAME names the script in the lines (default build_caffe), PROGRESS_STEP the percent between them
+# (default 5). Nothing here enters a build's cache key: it only reads what make prints.
 
 elapsed() {
   local s=$(( SECONDS - $1 ))
@@ -18,9 +19,9 @@ with_progress() {
       pct=$(( 10#${BASH_REMATCH[1]} ))
       if (( pct >= shown + ${PROGRESS_STEP:-5} || (pct == 100 && shown != 100) )); then
         shown=$pct
-        printf '[build_caffe] %s: %3d%% (%s elapsed)\n' "$STEP" "$pct" "$(elapsed "$start")" >&2
+        printf '[%s] %s: %3d%% (%s elapsed)\n' "${PROGRESS_NAME:-build_caffe}" "$STEP" "$pct" "$(elapsed "$start")" >&2
       fi
     fi
   done
-  echo "[build_caffe] $STEP: done in $(elapsed "$start")" >&2
+  echo "[${PROGRESS_NAME:-build_caffe}] $STEP: done in $(elapsed "$start")" >&2
 }
