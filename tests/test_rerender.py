@@ -197,3 +197,14 @@ def test_trained_net_recipe_change_needs_force_and_surgery_reads_the_suite(tmp_p
     capsys.readouterr()
     assert cli.main(["surgery", "--net", str(out / "transfer0A0B_1_2"), "--suite", "paper", "--force"]) == 2
     assert "rendered for the mini suite, not paper" in capsys.readouterr().err
+
+
+def test_a_folder_where_a_link_belongs_leaves_its_net_unwritten_even_with_force(tmp_path):
+    net, out = registry.get("half3B"), tmp_path / "results"
+    render.render([net], out, DATA_DIR)
+    (out / net.name / "imagenet_val_lmdb").unlink()
+    (out / net.name / "imagenet_val_lmdb").mkdir()
+    before = (out / net.name / "imagenet_train.prototxt").read_text()
+    _, error = said(lambda: render.render([net], out, DATA_DIR, force=True, templates_dir=edited_templates(tmp_path)))
+    assert error is not None and "half3B: imagenet_val_lmdb exists and is not a link" in str(error)
+    assert (out / net.name / "imagenet_train.prototxt").read_text() == before  # nothing of the net half-written

@@ -181,6 +181,7 @@ class NetPlan:
     updates: list = dataclasses.field(default_factory=list)  # still as last rendered: follow the templates
     edited: list = dataclasses.field(default_factory=list)   # changed since the last render (or never recorded)
     relinks: list = dataclasses.field(default_factory=list)  # links that point elsewhere now (or are stale)
+    blocked: list = dataclasses.field(default_factory=list)  # a real file or folder where a link belongs
     trained: bool = False
     recorded: bool = True                         # the folder had a render record
 
@@ -188,11 +189,12 @@ class NetPlan:
         return self.updates + self.edited + self.relinks
 
     def held_back(self, force) -> list:
-        """Why this net is left as it is without --force (empty: it may be rendered)."""
+        """Why this net is left as it is (empty: it may be rendered); --force overrides all but a blocked link."""
+        why = [f"{name} exists and is not a link (render replaces only links: move it away)" for name in self.blocked]
         if force:
-            return []
+            return why
         edit = "edited by hand since its last render" if self.recorded else "differs and has no render record"
-        why = [f"{name} {edit}" for name in self.edited]
+        why += [f"{name} {edit}" for name in self.edited]
         if self.trained and self.recipe_changes():
             why.append(f"trained (snapshots there) and its recipe would change: {', '.join(self.recipe_changes())}")
         return why
@@ -219,6 +221,7 @@ def plan_net(net, net_dir, data_dir, backend="lmdb", overrides=None, shared_imag
             (plan.updates if have == last.get(name) else plan.edited).append(name)
     plan.relinks = [n for n, t in links.items() if (net_dir / n).is_symlink() and os.readlink(net_dir / n) != t]
     plan.relinks += [p.name for p in stale_links(net_dir, links)]
+    plan.blocked = [n for n in links if (net_dir / n).exists() and not (net_dir / n).is_symlink()]
     return plan
 
 
