@@ -195,6 +195,10 @@ def test_trained_net_recipe_change_needs_force_and_surgery_reads_the_suite(tmp_p
     assert cli.main(["surgery", "--net", str(out / "transfer0A0B_1_2")]) == 0
     assert (out / "transfer0A0B_1_2" / "init.caffemodel").is_file()
     capsys.readouterr()
+    assert cli.main(["status", "--results", str(out), "--json"]) == 0  # the mini suite's 268 nets, not paper's 170
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(registry.nets("mini")) and {"half0A", "transfer0A0B_1_2", "transfer3B3B_1_7"} <= {
+        row["net"] for row in rows}
     assert cli.main(["surgery", "--net", str(out / "transfer0A0B_1_2"), "--suite", "paper", "--force"]) == 2
     assert "rendered for the mini suite, not paper" in capsys.readouterr().err
 
