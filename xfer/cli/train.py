@@ -11,7 +11,7 @@ def run_train(args) -> int:
     net = registry.get(args.net, args.suite)
     try:
         return train.train(net, results=results_root(args.results, args.suite), cpu=args.cpu, gpu=args.gpu,
-                     quiet=args.quiet)
+                     quiet=args.quiet, force=args.force)
     except train.StopTraining:
         print(f"xfer train: {net.name} stopped by SIGTERM; the same command resumes it", file=sys.stderr)
         return 128 + signal.SIGTERM
@@ -26,5 +26,8 @@ def register(sub):
     p.add_argument("--suite", default=registry.default_suite(), choices=registry.suite_names())
     p.add_argument("--results", help="the results tree (default: results/ of the kit)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the verify report when it fails")
+    p.add_argument("--force", action="store_true",
+                   help="restart a net whose snapshots came from an older version of its base (the old snapshots "
+                        "and logs are moved into superseded_<time>/)")
     p.set_defaults(func=run_train)
 
