@@ -1,6 +1,7 @@
 """Bad input refused before Caffe starts (xfer/run/checks.py, xfer/data/listio.py), on real Caffe and real LMDBs:
 labels that reach a net's outputs, list paths that leave the image root, stale init weights, a hand-started Caffe."""
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -10,6 +11,7 @@ import pytest
 from conftest import TINY_IMAGES_PER_CLASS, TINY_OVERRIDES, write_tiny_images
 from helpers import xfer
 from xfer import caffeenv
+from xfer.errors import XferError
 from xfer.logs import tail
 from xfer.nets import registry, render
 from xfer.run import checks, netdir, surgery, train
@@ -87,9 +89,13 @@ def test_a_db_json_without_the_label_record_falls_back_to_the_list(tmp_path, ima
         path = data / name / "db.json"
         path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "labels"}))
     tiny_lists(data, bad={"whole_valid": (5, 10)})  # the list changed after the build
-    with pytest.raises(Exception, match="label 10 is out of range") as err:
+    with pytest.raises(XferError, match="label 10 is out of range") as err:
         checks.check_labels(net, folder)
     assert (err.value.path, err.value.line) == (data / "whole_valid" / "files.txt", 5)
+    shutil.rmtree(data / "whole_train" / "lmdb")
+    with pytest.raises(XferError, match="the data of net netbase is not there: imagenet_train_lmdb -> ") as err:
+        checks.check_labels(net, folder)
+    assert f"xfer db --data-dir {data} whole_train" in str(err.value)
 
 
 @pytest.mark.parametrize("bad", ["../val/c1/i1.png", "/etc/c1/i1.png", "c1/../../val/c1/i1.png"])
@@ -118,10 +124,10 @@ def sha(path):
     return surgery.sha256_file(path)
 
 
-def retrain(out, name, tiny_render):
+def retrain(out, name, tiny_render, lr_factor):
     """Train a net again from scratch with another learning rate (the kit's solvers fix the random seed, so the
     same recipe would give the same weights), as a user who deleted its snapshots to change the recipe would."""
-    tiny_render(out, [name], force=True, base_lr=TINY_OVERRIDES["base_lr"] * 2)
+    tiny_render(out, [name], force=True, base_lr=TINY_OVERRIDES["base_lr"] * lr_factor)
     for path in list((out / name).glob("*_iter_*")) + tail.log_files(out / name):
         path.unlink()
     (out / name / netdir.STATUS_FILE).unlink()
@@ -140,7 +146,7 @@ def test_stale_init_weights_redo_surgery_or_are_refused_until_force(tmp_path, ti
         path.unlink()
     base = out / "half0A" / "caffe_imagenet_train_iter_24.caffemodel"
     old = sha(base)
-    retrain(out, "half0A", tiny_render)
+    retrain(out, "half0A", tiny_render, 2)
     new = sha(base)
     assert new != old
 
@@ -155,7 +161,7 @@ def test_stale_init_weights_redo_surgery_or_are_refused_until_force(tmp_path, ti
         assert refused.returncode == 2, refused.stderr
         assert (f"net transfer0A0B_1_2 was started from another version of its base half0A: init.caffemodel was "
                 f"made from base sha256 {old}, {base} now has sha256 {new}") in refused.stderr
-        assert "`xfer train transfer0A0B_1_2 --force` restarts it from the new base" in refused.stderr
+        assert "`xfer train transfer0A0B_1_2 --suite mini --force` restarts it from the new base" in refused.stderr
     assert len(tail.log_files(stopped)) == 1  # Caffe was not started again
 
     forced = xfer("train", "transfer0A0B_1_2", *MINI, "--results", str(out), "--cpu", "--force")
@@ -167,6 +173,15 @@ def test_stale_init_weights_redo_surgery_or_are_refused_until_force(tmp_path, ti
     status = json.loads((stopped / netdir.STATUS_FILE).read_text())
     assert status["state"] == "finished" and status["verify"]["ok"] is True
     assert status["command"][-2:] == ["-weights", "init.caffemodel"]  # started again, not resumed
+
+    retrain(out, "half0A", tiny_render, 3)  # a third version: transfer0A0B_1_1 is now finished from an older base
+    kept = xfer("train", "transfer0A0B_1_1", *MINI, "--results", str(out), "--cpu")
+    assert kept.returncode == 0 and "finished already" in kept.stdout
+    assert "transfer0A0B_1_1: finished, but from an older version of its base half0A" in kept.stdout
+    restarted = xfer("train", "transfer0A0B_1_1", *MINI, "--results", str(out), "--cpu", "--force")
+    assert restarted.returncode == 0 and "frozen layers unchanged" in restarted.stdout, restarted.stderr
+    assert len(list((out / "transfer0A0B_1_1").glob("superseded_*/*.log"))) == 1
+    assert len(tail.log_files(out / "transfer0A0B_1_1")) == 1
 
 
 def test_a_caffe_train_started_by_hand_is_not_doubled(tmp_path, tiny_render):
@@ -187,7 +202,7 @@ def test_a_caffe_train_started_by_hand_is_not_doubled(tmp_path, tiny_render):
             assert refused.returncode == 2
             assert (f"a `caffe train` not started by xfer is running in this folder (pid {hand.pid}: "
                     f"{caffeenv.tool('caffe')} train -solver {solver})") in refused.stderr
-            assert f"kill -INT {hand.pid}" in refused.stderr
+            assert f"kill -INT {hand.pid}" in refused.stderr and "`xfer train half0B --suite mini` again" in refused.stderr
         assert not tail.log_files(folder) and hand.poll() is None
     finally:
         hand.send_signal(signal.SIGINT)

@@ -19,6 +19,7 @@ from pathlib import Path
 from .. import caffeenv
 from ..data.listio import LIST_NAME, label_summary, read_list
 from ..errors import XferError
+from ..nets import registry
 from ..progress import say
 from .netdir import net_dir, read_json, snapshots
 
@@ -28,6 +29,10 @@ RECORD_NAME = "db.json"  # written by `xfer db` (xfer/data/records.py) in each d
 CAFFE_NAMES = ("caffe", "caffe.bin")
 SET_ASIDE_GLOBS = ("*_iter_*.caffemodel", "*_iter_*.solverstate", "*.log", "xfer_status.json", "init.caffemodel",
                    "init.manifest.json")
+
+
+def train_command(net) -> str:
+    return f"xfer train {net.name}" + ("" if net.suite == registry.default_suite() else f" --suite {net.suite}")
 
 
 # ---- labels -----------------------------------------------------------------------------------------------------
@@ -103,6 +108,10 @@ def check_labels(net, folder) -> None:
             continue
         for source, outputs, layer in label_limits(param):
             data = (Path(folder) / source).resolve()
+            if not data.exists():  # Caffe would only abort with `Check failed: mdb_status == 0 (2 vs. 0)`
+                raise XferError(f"the data of net {net.name} is not there: {source} -> {data}", path=folder / source,
+                                fix=f"build it with `xfer db --data-dir {data.parent.parent} {data.parent.name}`"
+                                    " (or render the net against the data dir that holds it)")
             labels, list_path = dataset_labels(data.parent)
             if labels is None:
                 say(f"{net.name}: labels not checked (no {RECORD_NAME} or {LIST_NAME} beside {data})")
@@ -151,7 +160,7 @@ def stale_error(net, folder, stale) -> XferError:
     return XferError(f"net {net.name} was started from another version of its base {net.base}: init.caffemodel "
                      f"was made from base sha256 {old}, {base} now has sha256 {new}; its snapshots would go on "
                      "from the old base", path=Path(folder) / "init.manifest.json",
-                     fix=f"`xfer train {net.name} --force` restarts it from the new base (its snapshots and logs "
+                     fix=f"`{train_command(net)} --force` restarts it from the new base (its snapshots and logs "
                          "are moved into a superseded_<time> folder), or restore the old base file")
 
 
@@ -187,7 +196,7 @@ def finished_but_stale(net, folder, force) -> bool:
     stale = stale_base(net, folder)
     if stale and not force:
         say(f"{net.name}: finished, but from an older version of its base {net.base} (sha256 {stale[0][:12]}…, "
-            f"now {stale[1][:12]}…); `xfer train {net.name} --force` restarts it from the new base")
+            f"now {stale[1][:12]}…); `{train_command(net)} --force` restarts it from the new base")
     return bool(stale and force)
 
 
@@ -216,7 +225,7 @@ def check_no_caffe_running(net, folder) -> None:
         raise XferError(f"a `caffe train` not started by xfer is running in this folder (pid {pid}: "
                         f"{' '.join(argv)}); a second one would write the same snapshots", path=folder,
                         fix=f"wait for it to finish, or stop it (`kill -INT {pid}` snapshots first), then run "
-                            f"`xfer train {net.name}` again: it resumes from the newest snapshot")
+                            f"`{train_command(net)}` again: it resumes from the newest snapshot")
 
 
 # ---- all of them ------------------------------------------------------------------------------------------------
