@@ -202,7 +202,8 @@ def test_a_caffe_train_started_by_hand_is_not_doubled(tmp_path, tiny_render):
             assert refused.returncode == 2
             assert (f"a `caffe train` not started by xfer is running in this folder (pid {hand.pid}: "
                     f"{caffeenv.tool('caffe')} train -solver {solver})") in refused.stderr
-            assert f"kill -INT {hand.pid}" in refused.stderr and "`xfer train half0B --suite mini` again" in refused.stderr
+            assert f"kill -INT {hand.pid}" in refused.stderr
+            assert "`xfer train half0B --suite mini` again" in refused.stderr
         assert not tail.log_files(folder) and hand.poll() is None
     finally:
         hand.send_signal(signal.SIGINT)
