@@ -4,6 +4,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from xfer.run import checks, netdir, surgery, train
 
 pytestmark = pytest.mark.caffe
 MINI = ("--suite", "mini")
+XFER = (sys.executable, "-m", "xfer.cli")
 
 
 def tiny_lists(data_dir, bad=None):
@@ -208,3 +210,16 @@ def test_a_caffe_train_started_by_hand_is_not_doubled(tmp_path, tiny_render):
     finally:
         hand.send_signal(signal.SIGINT)
         hand.wait(timeout=60)
+
+    # the Caffe that `xfer train` starts holds the net's lock file open: it is not taken for one started by hand
+    trainer = subprocess.Popen([*XFER, "train", "half0B", *MINI, "--results", str(out), "--cpu"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not any("Solver scaffolding done" in log.read_text() for log in tail.log_files(folder)):
+            assert time.monotonic() < deadline and trainer.poll() is None, "xfer train did not start Caffe"
+            time.sleep(0.05)
+        assert netdir.lock_holder(folder) and checks.caffe_trainings(folder) == []
+    finally:
+        trainer.send_signal(signal.SIGINT)
+        trainer.wait(timeout=60)
