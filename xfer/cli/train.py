@@ -12,7 +12,7 @@ def run_train(args) -> int:
     net = registry.get(args.net, suite)
     try:
         return train.train(net, results=results_root(args.results, suite), cpu=args.cpu, gpu=args.gpu,
-                     quiet=args.quiet)
+                           quiet=args.quiet, force=args.force)
     except train.StopTraining:
         print(f"xfer train: {net.name} stopped by SIGTERM; the same command resumes it", file=sys.stderr)
         return 128 + signal.SIGTERM
@@ -28,5 +28,8 @@ def register(sub):
                    help="the registry's suite (default: the one --results was rendered for, else paper)")
     p.add_argument("--results", help="the results tree (default: results/ of the kit)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the verify report when it fails")
+    p.add_argument("--force", action="store_true",
+                   help="restart a net whose snapshots came from an older version of its base (the old snapshots "
+                        "and logs are moved into superseded_<time>/)")
     p.set_defaults(func=run_train)
 

@@ -22,7 +22,7 @@ from ..errors import XferError
 from ..paths import DATA_DIR, write_bytes_atomic, write_text_atomic
 from ..progress import say, tqdm
 from . import dbformat, writers
-from .listio import LIST_NAME, md5_file, read_list
+from .listio import LIST_NAME, label_summary, md5_file, read_list
 from .records import (BAD_NAME, MEAN_NAME, RECORD_NAME, bad_summary, check_disk, database_order, image_root,
                       read_record, state_of, write_bad_report, write_record)
 
@@ -154,7 +154,8 @@ def build_one(job, backend, options, writer, jobs, skip_bad, settings, mean=True
     if result.mean_blob is not None:
         write_bytes_atomic(folder / MEAN_NAME, result.mean_blob.SerializeToString())
     record = dict(settings, dataset=job.dataset, list=LIST_NAME, list_md5=job.list_md5, entries=len(job.entries),
-                  count=result.count, bad=len(bad), output=backend, images_root=str(job.root), writer=writer,
+                  count=result.count, bad=len(bad), labels=label_summary(job.entries), output=backend,
+                  images_root=str(job.root), writer=writer,
                   mean=MEAN_NAME, order=ORDER_NAME, seconds=round(time.time() - started, 1),
                   built=datetime.datetime.now().isoformat(timespec="seconds"), complete=True)
     write_record(folder, record)

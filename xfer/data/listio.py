@@ -22,7 +22,21 @@ def parse_line(text: str, path, lineno: int):
     if not sep or not image or image != image.strip() or not label.isdigit():
         raise XferError(f"malformed list line {stripped!r}", path=path, line=lineno,
                         fix="each line must be `relative/path.JPEG LABEL` with one space and an integer label >= 0")
+    check_image_path(image, path, lineno)
     return image, int(label)
+
+
+def check_image_path(image: str, path, lineno: int) -> None:
+    """A list path must stay inside its image root: Caffe (root_folder + path) and the kit (os.path.join, which
+    drops the root before an absolute path) would otherwise read images from anywhere on the machine."""
+    if image.startswith("/"):
+        raise XferError(f"image path {image!r} is absolute", path=path, line=lineno,
+                        fix="list paths are relative to the image folder (--images, --train/--val); "
+                            "write the path from that folder, e.g. `n01440764/n01440764_10026.JPEG 0`")
+    if ".." in image.split("/"):
+        raise XferError(f"image path {image!r} leaves the image root (a `..` part)", path=path, line=lineno,
+                        fix="every listed image must lie under the image folder (--images, --train/--val); "
+                            "move the image there or give that folder's parent as the image folder")
 
 
 def read_list(path, n_classes=None, unique=True) -> list:
@@ -56,6 +70,15 @@ def check_no_empty_class(entries, n_classes: int, path) -> None:
         shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
         raise XferError(f"{len(empty)} class(es) have no images: {shown}", path=path,
                         fix="add images for these classes or drop them from the class list and renumber")
+
+
+def label_summary(entries) -> dict:
+    """The label record `xfer db` keeps in db.json: the range, the class count and the first list line (1-based)
+    holding the lowest and the highest label, so a label out of a net's range is named without re-reading the list."""
+    low = min(range(len(entries)), key=lambda i: entries[i][1])
+    high = max(range(len(entries)), key=lambda i: (entries[i][1], -i))
+    return {"min": entries[low][1], "max": entries[high][1], "classes": len({label for _, label in entries}),
+            "min_line": low + 1, "max_line": high + 1}
 
 
 def class_counts(entries, n_classes: int) -> list:

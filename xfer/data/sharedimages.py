@@ -24,7 +24,7 @@ from ..errors import XferError
 from ..paths import write_bytes_atomic, write_text_atomic
 from ..progress import say, tqdm
 from . import dbformat, writers
-from .listio import LIST_NAME, md5_file, read_list
+from .listio import LIST_NAME, label_summary, md5_file, read_list
 from .records import (MEAN_NAME, SHARED_DIR, bad_summary, check_disk, database_order, image_root, part_of,
                       read_record, state_of, write_bad_report, write_record)
 
@@ -188,7 +188,8 @@ def finish_datasets(data_dir, tree, todo, lists, md5s, failed, settings, skip_ba
         write_text_atomic(folder / IMAGES_LIST, text)
         write_bytes_atomic(folder / MEAN_NAME, mean.SerializeToString())
         record = dict(settings, dataset=name, list=LIST_NAME, list_md5=md5s[name], entries=len(lists[name]),
-                      count=len(kept[name]), bad=len(bads[name]), output=IMAGES_LIST,
+                      count=len(kept[name]), bad=len(bads[name]), labels=label_summary(lists[name]),
+                      output=IMAGES_LIST,
                       root_folder=os.path.join(str(tree.resolve()), ""),
                       mean=MEAN_NAME, seconds=round(time.time() - started, 1),
                       built=datetime.datetime.now().isoformat(timespec="seconds"), complete=True)

@@ -6,7 +6,7 @@ a net that is still training elsewhere from starting twice (the runner waits for
 """
 from ..errors import XferError
 from ..nets import registry
-from . import backends
+from . import backends, checks
 from .netdir import SOLVER_FILE, is_finished, net_dir
 
 
@@ -59,5 +59,6 @@ def run_graph(patterns, suite, results, backend="local", options=None) -> int:
     todo, done = plan(patterns, suite, results)
     if not options.dry_run:
         check_rendered(todo, results)
+        checks.before_submit(todo, results)  # labels, stale weights, a hand-started Caffe: refused before any start
     runner = backends.get(backend)(options)
     return runner.wait(runner.submit(todo, done, results), todo, results)

@@ -22,6 +22,7 @@ from ..logs.tail import log_progress, read_tail
 from ..nets import registry
 from ..paths import write_text_atomic
 from ..progress import say
+from . import checks
 from .netdir import (LOCK_FILE, SOLVER_FILE, final_snapshot_path, is_finished, net_dir, now_iso, read_status,
                      snapshots, solver_schedule, write_status)
 
@@ -217,12 +218,13 @@ def finish(net, folder, results, fields, quiet) -> int:
     return code
 
 
-def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS) -> int:
-    """Train one registry net to its max_iter (resuming), then verify its frozen layers; returns an exit code."""
+def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS, force=False) -> int:
+    """Train one registry net to its max_iter (resuming), then verify its frozen layers; returns an exit code.
+    force: restart a net whose snapshots came from an older version of its base (xfer/run/checks.py)."""
     folder = net_dir(results, net.name)
     check_rendered(net, folder)
     tell = (lambda *a: None) if quiet else say
-    if is_finished(net, results):
+    if is_finished(net, results) and not checks.finished_but_stale(net, folder, force):
         tell(f"{net.name}: finished already ({final_snapshot_path(net, results).name})")
         if net.frozen_layers() and "verify" not in read_status(folder):
             return finish(net, folder, results, {}, quiet)
@@ -230,6 +232,7 @@ def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS
     check_base(net, results)
     mode, device = default_mode(cpu, gpu)
     with TrainLock(folder, net.name) as lock:
+        checks.before_caffe(net, folder, force)  # what Caffe's release build does not check: refused here
         weights, origin = start_args(net, folder, results)
         cmd = [caffeenv.tool("caffe"), "train", "-solver", solver_for(folder, mode)] + weights
         if mode == "gpu":
