@@ -42,11 +42,12 @@ def net_state(net, results, queues=None) -> dict:
         row["state"] = queued
     elif status.get("state") in ("failed", "stopped"):
         row["state"] = status["state"]
-        row["reason"] = stop_reason(status)
     elif latest or log_files(folder):
         row["state"] = "stopped"
     else:
         row["state"] = "not started"
+    if row["state"] not in ("finished", "running", "queued"):
+        row["reason"] = stop_reason(status)  # also under a job state: `cancelled`, `failed`, `timeout`
     return row
 
 
