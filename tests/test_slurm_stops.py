@@ -15,7 +15,9 @@ from helpers import xfer as run_xfer
 from xfer import caffeenv
 from xfer.logs import tail
 from xfer.nets import registry
+from xfer.errors import XferError
 from xfer.run import netdir, train
+from xfer.run.backends import slurm as slurm_backend
 
 pytestmark = [pytest.mark.slurm, pytest.mark.caffe]
 
@@ -145,3 +147,19 @@ def test_failed_base_leaves_its_transfers_unstarted(slurm, tmp_path, tiny_render
     assert reason, table.stdout
     assert "Check failed: datum_height >= crop_size (28 vs. 64)" in reason.group(1)
     assert reason.group(1) in (out / "half0A" / reason.group(2)).read_text()  # the log's own line
+
+
+def test_signal_lead_fits_the_time_limit():
+    assert slurm_backend.signal_lead(None) == slurm_backend.DEFAULT_LEAD == 300
+    assert slurm_backend.signal_lead("3-00:00:00") == 300
+    assert slurm_backend.signal_lead("1") == 10  # a sixth of a short limit: the run makes progress first
+    assert slurm_backend.signal_lead("1:30:00", 0) == 0
+    assert [slurm_backend.time_seconds(t) for t in ("90", "1:30", "1:30:00", "2-5", "2-5:10")] == [
+        5400, 90, 5400, 190800, 191400]
+    with pytest.raises(XferError, match="does not fit the time limit"):
+        slurm_backend.signal_lead("1", 60)
+    with pytest.raises(XferError, match="is not a SLURM time limit"):
+        slurm_backend.time_seconds("1:2:3:4")
+    dry = xfer("run", "--backend", "slurm", "--suite", "mini", "--cpu", "--dry-run", "--time", "2:00:00",
+               "--signal-lead", "600", "half0A")
+    assert dry.returncode == 0 and "--time=2:00:00 --signal=B:USR1@600" in dry.stdout, dry.stderr

@@ -164,3 +164,20 @@ def test_sigterm_to_the_process_group_leaves_a_snapshot_where_it_stopped(tmp_pat
     assert netdir.lock_holder(folder) is None
     log = tail.log_files(folder)[-1].read_text()
     assert "Optimization stopped early." in log
+
+
+@pytest.mark.parametrize("signum, started, stopped, code", [
+    (signal.SIGUSR1, 0, 3304, 138),      # time-limit warning after progress: the job script requeues on 138
+    (signal.SIGUSR1, 3304, 3304, 1),     # no progress since the resume: fail rather than requeue forever
+    (signal.SIGUSR1, 0, None, 1),        # stopped before Caffe wrote anything
+    (signal.SIGTERM, 3304, 3304, 143),   # scancel / pre-emption: as a shell reports a SIGTERM
+    (signal.SIGINT, 0, 10, 130),
+])
+def test_stop_exit_codes(signum, started, stopped, code):
+    assert train.StopTraining(signum, started, stopped).exit_code() == code
+
+
+def test_resume_iteration_of_a_command():
+    resume = ["caffe", "train", "-snapshot", "caffe_imagenet_train_iter_3304.solverstate"]
+    assert train.command_iteration(resume) == 3304
+    assert train.command_iteration(["caffe", "train", "-weights", "init.caffemodel"]) == 0
