@@ -65,7 +65,7 @@ def test_graph_runs_transfers_after_their_base(slurm, tmp_path, tiny_render):  #
 
 def test_requeued_job_resumes_from_its_snapshot(slurm, tmp_path, tiny_render):  # noqa: F811
     # Long enough not to finish before the requeue lands (the mini net runs a few hundred iterations a second).
-    out = tiny_render(tmp_path / "results", ["half0B"], max_iter=2400, snapshot=200, test_interval=1200)
+    out = tiny_render(tmp_path / "results", ["half0B"], max_iter=1200, snapshot=100, test_interval=600)
     folder = out / "half0B"
     run = xfer("run", "--backend", "slurm", "--suite", "mini", "--results", str(out), "--cpu", "half0B")
     assert run.returncode == 0, run.stderr
