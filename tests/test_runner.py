@@ -84,7 +84,8 @@ def test_local_run_trains_the_graph_and_reruns_skip_it(tmp_path, tiny_render):
     assert all(len(tail.log_files(out / name)) == 1 for name in names)
 
 
-def test_interrupted_run_continues_where_it_stopped(tmp_path, tiny_render):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm-to-the-group"])
+def test_interrupted_run_continues_where_it_stopped(tmp_path, tiny_render, stop):
     out = tiny_render(tmp_path / "results", ["half0B"], max_iter=240, snapshot=50, test_interval=100)
     tiny_render(out, ["transfer0B0A_1_1"])  # the usual few iterations; it starts from half0B's iteration 240
     common = ["--suite", "mini", "--results", str(out), "--cpu"]
@@ -95,11 +96,12 @@ def test_interrupted_run_continues_where_it_stopped(tmp_path, tiny_render):
     while not netdir.snapshots(folder, "solverstate"):
         assert time.monotonic() < deadline, "half0B did not reach its first snapshot (iteration 50)"
         time.sleep(0.02)
-    os.killpg(first.pid, signal.SIGINT)  # Ctrl-C in the terminal: the runner, its trainer and Caffe
+    os.killpg(first.pid, stop)  # Ctrl-C in the terminal, or a batch system: the runner, its trainer and Caffe
     first.communicate(timeout=60)
     assert first.returncode == 130
     assert netdir.lock_holder(folder) is None
     assert netdir.read_status(folder)["state"] == "stopped"
+    assert netdir.read_status(folder)["stop_signal"] == signal.Signals(stop).name
     stopped_at = netdir.latest_snapshot(folder, "solverstate")[0]
     assert 50 <= stopped_at < 240  # Caffe snapshotted when it was told to stop
 

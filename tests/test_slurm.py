@@ -64,7 +64,8 @@ def test_graph_runs_transfers_after_their_base(slurm, tmp_path, tiny_render):  #
 
 
 def test_requeued_job_resumes_from_its_snapshot(slurm, tmp_path, tiny_render):  # noqa: F811
-    out = tiny_render(tmp_path / "results", ["half0B"], max_iter=240, snapshot=20, test_interval=120)
+    # Long enough not to finish before the requeue lands (the mini net runs a few hundred iterations a second).
+    out = tiny_render(tmp_path / "results", ["half0B"], max_iter=1200, snapshot=100, test_interval=600)
     folder = out / "half0B"
     run = xfer("run", "--backend", "slurm", "--suite", "mini", "--results", str(out), "--cpu", "half0B")
     assert run.returncode == 0, run.stderr
@@ -78,7 +79,8 @@ def test_requeued_job_resumes_from_its_snapshot(slurm, tmp_path, tiny_render):  
     while scontrol_job(job)["JobState"] != "PENDING":
         assert time.monotonic() < deadline, "the job was not requeued within 60 s"
         time.sleep(0.2)
-    # SLURM holds a requeued job back for two minutes; release it now, as an admin would.
+    # SLURM holds a requeued job back for cred_expire seconds (10 here, 120 by default); release it now, as an admin
+    # would.
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
     deadline = time.monotonic() + 120
     while not netdir.is_finished(registry.get("half0B", "mini"), out) or netdir.lock_holder(folder):

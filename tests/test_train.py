@@ -127,3 +127,57 @@ def test_foreign_lock_is_a_clear_error(tmp_path, tiny_render):
         with pytest.raises(XferError, match=r"being trained already \(pid \d+ on "):
             train.train(registry.get("half0A", "mini"), out, cpu=True, quiet=True)
     assert not tail.log_files(out / "half0A")
+
+
+def last_logged_iteration(folder) -> int:
+    text = tail.log_files(folder)[-1].read_text()
+    found = re.findall(r"\] Iteration (\d+)", text)
+    return int(found[-1]) if found else 0
+
+
+def test_sigterm_to_the_process_group_leaves_a_snapshot_where_it_stopped(tmp_path, tiny_render):
+    """What a batch system does to a local run: SIGTERM to every process of the group (trainer and Caffe) at once.
+    No periodic snapshot: the one left is the one written at the stop, at or after the last iteration logged."""
+    out = tiny_render(tmp_path / "results", ["half0B"], max_iter=1000000, snapshot=0, test_interval=1000000,
+                      display=10)
+    folder = out / "half0B"
+    proc = subprocess.Popen([sys.executable, "-m", "xfer.cli", "train", "half0B", "--suite", "mini",
+                             "--results", str(out), "--cpu", "--quiet"], stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: tail.log_files(folder) and last_logged_iteration(folder) >= 100, what="iteration 100")
+        seen = last_logged_iteration(folder)
+        os.killpg(proc.pid, signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    stopped_at, state = netdir.latest_snapshot(folder, "solverstate")
+    assert stopped_at >= seen  # lost no more than the iterations since the signal
+    assert [it for it, _ in netdir.snapshots(folder)] == [stopped_at]  # the .caffemodel beside it, nothing older
+    assert train.resume_point(folder) == state  # whole: the next start resumes from it
+    assert f"stopped by SIGTERM (snapshot at iteration {stopped_at})" in err
+    recorded = read_status(folder)
+    assert recorded["state"] == "stopped" and recorded["stop_signal"] == "SIGTERM"
+    assert recorded["stopped_at"] == stopped_at
+    assert netdir.lock_holder(folder) is None
+    log = tail.log_files(folder)[-1].read_text()
+    assert "Optimization stopped early." in log
+
+
+@pytest.mark.parametrize("signum, started, stopped, code", [
+    (signal.SIGUSR1, 0, 3304, 138),      # time-limit warning after progress: the job script requeues on 138
+    (signal.SIGUSR1, 3304, 3304, 1),     # no progress since the resume: fail rather than requeue forever
+    (signal.SIGUSR1, 0, None, 1),        # stopped before Caffe wrote anything
+    (signal.SIGTERM, 3304, 3304, 143),   # scancel / pre-emption: as a shell reports a SIGTERM
+    (signal.SIGINT, 0, 10, 130),
+])
+def test_stop_exit_codes(signum, started, stopped, code):
+    assert train.StopTraining(signum, started, stopped).exit_code() == code
+
+
+def test_resume_iteration_of_a_command():
+    resume = ["caffe", "train", "-snapshot", "caffe_imagenet_train_iter_3304.solverstate"]
+    assert train.command_iteration(resume) == 3304
+    assert train.command_iteration(["caffe", "train", "-weights", "init.caffemodel"]) == 0

@@ -15,7 +15,8 @@ def run_run(args) -> int:
     results = results_root(args.results, args.suite)
     options = backends.RunOptions(gpus=args.gpus, cpu=args.cpu, slots=args.slots, dry_run=args.dry_run,
                                   wait=args.wait, partition=args.partition, time=args.time,
-                                  cpus_per_task=args.cpus_per_task, sbatch_args=args.sbatch_arg)
+                                  signal_lead=args.signal_lead, cpus_per_task=args.cpus_per_task,
+                                  sbatch_args=args.sbatch_arg)
     return runner.run_graph(args.patterns, args.suite, results, args.backend, options)
 
 
@@ -29,6 +30,8 @@ def run_status(args) -> int:
     else:
         print("\n".join(status.table_lines(rows)))
         print(status.state_counts(rows))
+        for line in status.reason_lines(rows):
+            print(line)
     return 0
 
 
@@ -45,6 +48,9 @@ def register(sub):
     p.add_argument("--wait", action="store_true", help="slurm: wait until the submitted jobs leave the queue")
     p.add_argument("--partition", help="slurm partition")
     p.add_argument("--time", help="slurm time limit per job, e.g. 3-00:00:00 (requeued jobs resume)")
+    p.add_argument("--signal-lead", type=int, metavar="SECONDS",
+                   help="slurm: stop this long before the time limit, snapshot and requeue (default 300, at most a "
+                        "sixth of --time; 0: no warning, the limit's TERM still snapshots but ends the job)")
     p.add_argument("--cpus-per-task", type=int, help="slurm CPUs per job")
     p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
                    help="extra sbatch argument (repeatable)")

@@ -1,5 +1,4 @@
 """`xfer train NET`: one net with the real `caffe train` (xfer/run/train.py)."""
-import signal
 import sys
 
 from ..nets import registry
@@ -13,9 +12,10 @@ def run_train(args) -> int:
     try:
         return train.train(net, results=results_root(args.results, suite), cpu=args.cpu, gpu=args.gpu,
                            quiet=args.quiet, force=args.force)
-    except train.StopTraining:
-        print(f"xfer train: {net.name} stopped by SIGTERM; the same command resumes it", file=sys.stderr)
-        return 128 + signal.SIGTERM
+    except train.StopTraining as stop:
+        where = f"snapshot at iteration {stop.stopped_at}" if stop.stopped_at is not None else "no snapshot yet"
+        print(f"xfer train: {net.name} stopped by {stop} ({where}); the same command resumes it", file=sys.stderr)
+        return stop.exit_code()
 
 
 def register(sub):

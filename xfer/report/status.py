@@ -20,7 +20,7 @@ def net_state(net, results, queues=None) -> dict:
     folder = net_dir(results, net.name)
     row = {"net": net.name, "max_iter": solver_schedule(folder, net)["max_iter"], "iteration": None, "accuracy": None,
            "eta": None,
-           "job": None, "state": "not rendered", "verified": None}
+           "job": None, "state": "not rendered", "verified": None, "reason": None}
     if not folder.is_dir():
         return row
     status = read_status(folder)
@@ -46,7 +46,26 @@ def net_state(net, results, queues=None) -> dict:
         row["state"] = "stopped"
     else:
         row["state"] = "not started"
+    if row["state"] not in ("finished", "running", "queued"):
+        row["reason"] = stop_reason(status)  # also under a job state: `cancelled`, `failed`, `timeout`
     return row
+
+
+def stop_reason(status):
+    """Why the last run ended early, from its status file: `failed: <Caffe's fatal log line> (log <file>)` or
+    `stopped by SIGTERM (snapshot at iteration N)`; None when it says nothing."""
+    if status.get("state") == "failed":
+        where = f" (log {status['log']})" if status.get("log") else ""
+        return "failed: " + (status.get("reason") or f"exit status {status.get('exit_code')}") + where
+    if status.get("stop_signal"):
+        at = status.get("stopped_at")
+        return f"stopped by {status['stop_signal']}" + (f" (snapshot at iteration {at})" if at is not None else "")
+    return None
+
+
+def reason_lines(rows) -> list[str]:
+    """`net: failed: ...` / `net: stopped by ...`, one line per net whose last run ended early."""
+    return [f"{row['net']}: {row['reason']}" for row in rows if row.get("reason")]
 
 
 def format_eta(seconds) -> str:

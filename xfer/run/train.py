@@ -23,16 +23,39 @@ from ..nets import registry
 from ..paths import write_text_atomic
 from ..progress import say
 from . import checks
-from .netdir import (LOCK_FILE, SOLVER_FILE, final_snapshot_path, is_finished, net_dir, now_iso, read_status,
-                     snapshots, solver_schedule, write_status)
+from .netdir import (LOCK_FILE, SNAPSHOT_RE, SOLVER_FILE, final_snapshot_path, is_finished, net_dir, now_iso,
+                     read_status, snapshots, solver_schedule, write_status)
 
 CPU_SOLVER = ".xfer_solver_cpu.prototxt"
 POLL_SECONDS = 2.0
 PR_SET_PDEATHSIG = 1
 
 
+# What stops a run: SIGTERM (scancel, pre-emption, a time limit, a batch system stopping a process group), SIGUSR1
+# (the warning `sbatch --signal=B:USR1@<s>` sends before the time limit) and SIGINT (Ctrl-C).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+TIME_LIMIT_SIGNAL = signal.SIGUSR1
+
+
 class StopTraining(Exception):
-    """SIGTERM (scancel, a pre-empted job): stop Caffe cleanly and record where it got to."""
+    """A stop signal ended the run after Caffe snapshotted; `started_at`/`stopped_at`: the iteration it resumed
+    from and the iteration of the snapshot it left."""
+
+    def __init__(self, signum, started_at=0, stopped_at=None):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.started_at, self.stopped_at = signum, started_at, stopped_at
+
+    @property
+    def progressed(self) -> bool:
+        return self.stopped_at is not None and self.stopped_at > self.started_at
+
+    def exit_code(self) -> int:
+        """128 + the signal, as a shell reports it; but 1 for a time-limit warning that came before the run got
+        past its start: the SLURM job script requeues on 128 + SIGUSR1, and must not requeue a job forever when
+        its time limit is too short to make progress."""
+        if self.signum == TIME_LIMIT_SIGNAL and not self.progressed:
+            return 1
+        return 128 + self.signum
 
 
 class TrainLock:
@@ -154,7 +177,12 @@ def new_log_path(folder, name) -> Path:
 
 
 def die_with_parent():
-    """Run in the Caffe child: if the trainer dies (even by kill -9), Caffe gets SIGINT, snapshots and stops."""
+    """Run in the Caffe child: if the trainer dies (even by kill -9), Caffe gets SIGINT, snapshots and stops.
+    SIGINT and SIGTERM get their default action back: a batch shell starts its background jobs with SIGINT
+    ignored, and the trainer's SIGINT must reach Caffe (it kills a Caffe that has not yet installed its handler,
+    which has nothing to save yet)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
 
 
@@ -163,8 +191,36 @@ def caffe_env() -> dict:
     return dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
 
 
-def raise_stop(signum, frame):
-    raise StopTraining()
+class StopSignals:
+    """While Caffe runs: a stop signal is recorded and passed on to Caffe as SIGINT (Caffe's -sigint_effect stop:
+    it snapshots at the current iteration and exits). The trainer itself keeps waiting for Caffe, whatever else
+    arrives: under SLURM the job's processes are killed as soon as the trainer (the job script's child) exits, so
+    it must not leave before Caffe's snapshot is written."""
+
+    def __init__(self):
+        self.received, self.proc, self.previous = [], None, {}
+
+    def __enter__(self):
+        self.previous = {signum: signal.signal(signum, self.pass_on) for signum in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def attach(self, proc) -> None:
+        """Caffe has started: a signal that came while it was starting is passed on now."""
+        self.proc = proc
+        if self.received:
+            self.stop_caffe()
+
+    def pass_on(self, signum, frame) -> None:
+        self.received.append(signum)
+        self.stop_caffe()
+
+    def stop_caffe(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
 
 
 def update_progress(folder, status_fields) -> None:
@@ -183,23 +239,30 @@ def wait_or_update(proc, folder, fields, poll) -> None:
         update_progress(folder, fields)
 
 
-def supervise(proc, folder, fields, poll) -> int:
-    """Wait for Caffe, refreshing the status file; on Ctrl-C/SIGTERM pass SIGINT on so Caffe snapshots first."""
-    previous = signal.signal(signal.SIGTERM, raise_stop)
-    try:
-        while proc.poll() is None:
-            try:
-                wait_or_update(proc, folder, fields, poll)
-            except (KeyboardInterrupt, StopTraining):
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
-                proc.wait()
-                fields["state"] = "stopped"
-                update_progress(folder, fields)
-                raise
+def supervise(proc, folder, fields, poll, stops, finished=lambda: False) -> int:
+    """Wait for Caffe, refreshing the status file; Caffe's exit status, or StopTraining when a stop signal (see
+    StopSignals) ended the run before it `finished()`, after recording where it stopped."""
+    stops.attach(proc)
+    while proc.poll() is None:
+        wait_or_update(proc, folder, fields, poll)
+    if not stops.received or (proc.returncode == 0 and finished()):
         return proc.returncode
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    started_at = command_iteration(fields["command"])
+    state = resume_point(folder)
+    stopped_at = int(SNAPSHOT_RE.search(state.name).group(1)) if state else None
+    fields.update(state="stopped", stop_signal=signal.Signals(stops.received[0]).name, stopped_at=stopped_at,
+                  exit_code=proc.returncode)
+    update_progress(folder, fields)
+    raise StopTraining(stops.received[0], started_at, stopped_at)
+
+
+def command_iteration(cmd) -> int:
+    """The iteration a Caffe command starts at: that of its `-snapshot` solverstate, else 0."""
+    if "-snapshot" in cmd:
+        match = SNAPSHOT_RE.search(cmd[cmd.index("-snapshot") + 1])
+        if match:
+            return int(match.group(1))
+    return 0
 
 
 def finish(net, folder, results, fields, quiet) -> int:
@@ -244,25 +307,28 @@ def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS
                   "slurm_job": os.environ.get("SLURM_JOB_ID")}
         write_status(folder, **fields)
         tell(f"{net.name}: caffe train {origin} on {mode}{'' if device is None else ' ' + str(device)}, log {log}")
-        with open(log, "ab") as log_file:
+        with open(log, "ab") as log_file, StopSignals() as stops:
             proc = subprocess.Popen(cmd, cwd=folder, stdout=log_file, stderr=subprocess.STDOUT, env=caffe_env(),
                                     pass_fds=(lock.fileno(),), preexec_fn=die_with_parent)
-            code = supervise(proc, folder, fields, poll)
+            code = supervise(proc, folder, fields, poll, stops, lambda: is_finished(net, results))
         if code == 0 and is_finished(net, results):
             result = finish(net, folder, results, fields, quiet)
             tell(f"{net.name}: finished at iteration {max_iter}")
             return result
         fields["state"] = "failed" if code != 0 else "stopped"
         fields["exit_code"] = code
+        if code != 0:
+            fields["reason"] = fatal_line(log) or f"caffe exited with status {code}"
         update_progress(folder, fields)
     if code == 0:
         tell(f"{net.name}: stopped before max_iter; run `xfer train {net.name}` again to resume")
         return 1
-    raise XferError(f"caffe train of {net.name} exited with status {code}{fatal_line(log)}", path=log,
-                    fix="read the end of the log; fix the cause, then run the same command again to resume")
+    fatal = fatal_line(log)
+    raise XferError(f"caffe train of {net.name} exited with status {code}" + (f": {fatal}" if fatal else ""),
+                    path=log, fix="read the end of the log; fix the cause, then run the same command again to resume")
 
 
 def fatal_line(log) -> str:
     """Caffe's reason for dying: the last glog FATAL line (`F... Check failed: ...`) of the log, if any."""
     fatal = [line for line in read_tail(log, 64 * 1024) if line.startswith("F")]
-    return f": {fatal[-1].split('] ', 1)[-1]}" if fatal else ""
+    return fatal[-1].split("] ", 1)[-1].strip() if fatal else ""

@@ -22,6 +22,7 @@ class RunOptions:
     wait: bool = False               # slurm: wait until the submitted jobs leave the queue
     partition: "str | None" = None   # slurm
     time: "str | None" = None        # slurm time limit per job
+    signal_lead: "int | None" = None  # slurm: seconds before the time limit to stop, snapshot and requeue (0: never)
     cpus_per_task: "int | None" = None  # slurm
     sbatch_args: list = field(default_factory=list)  # extra sbatch arguments
 

@@ -1,6 +1,7 @@
 """The local backend of `xfer run`: up to one `xfer train` child per slot at once, a slot being a GPU or a share
 of the CPU; bases before transfers, a net another process trains is waited for."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -96,6 +97,7 @@ class LocalRunner:
         return f"[{len(self.finished) + len(self.failed)}/{self.total}]"
 
     def run(self) -> int:
+        previous = signal.signal(signal.SIGTERM, interrupt)  # a batch system's stop: as Ctrl-C
         try:
             while self.pending or self.running:
                 if not self.start_ready():
@@ -105,13 +107,22 @@ class LocalRunner:
                 time.sleep(self.poll)
                 self.reap()
         except KeyboardInterrupt:
-            # Ctrl-C reached the children too (same process group): each Caffe snapshots and stops.
+            # Ctrl-C or SIGTERM: pass it on (a signal to the process group reached them already; once more does no
+            # harm) and wait until each trainer has had its Caffe snapshot and stop.
+            for _, proc, _ in self.running.values():
+                proc.send_signal(signal.SIGINT)
             for _, proc, _ in self.running.values():
                 proc.wait()
             raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         not_run = len(self.skipped) + len(self.pending)
         say(f"{len(self.finished)} finished, {len(self.failed)} failed, {not_run} not run")
         return 0 if not (self.failed or not_run) else 1
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def devices_for(gpus=None, cpu=False, slots=1) -> list:

@@ -9,6 +9,8 @@ import json
 import os
 import shlex
 import shutil
+import signal
+import string
 import subprocess
 import sys
 import time
@@ -23,6 +25,32 @@ from ..train import default_mode
 from .base import Backend, say_plan
 
 JOB_PREFIX = "xfer-"
+# The time-limit warning comes this many seconds before the limit (sbatch --signal=B:USR1@DEFAULT_LEAD; SLURM may
+# send it up to a minute earlier): time for Caffe to finish its iteration or test batch and to write a snapshot of
+# a paper net (~0.5 GB with the solver state) to shared storage, at the cost of 5 minutes of a long allocation.
+DEFAULT_LEAD = 300
+TIME_LIMIT_EXIT = 128 + int(signal.SIGUSR1)  # xfer train's exit status after a time-limit stop that made progress
+JOB_SCRIPT = string.Template("""#!/bin/bash
+# xfer: train $net ($suite suite); a requeued job resumes from the newest snapshot.
+echo "xfer: job $$SLURM_JOB_ID (restart $${SLURM_RESTART_COUNT:-0}) on $$(hostname)"
+# SLURM sends USR1 to this shell before the time limit (sbatch --signal=B:USR1@SECONDS), and TERM to every process
+# of the job on scancel, on pre-emption and at the limit. xfer train passes either on to Caffe, which snapshots at
+# the current iteration and exits; this shell waits until xfer train has gone.
+trap 'kill -USR1 "$$pid" 2>/dev/null' USR1
+trap 'kill -TERM "$$pid" 2>/dev/null' TERM
+$train &
+pid=$$!
+wait "$$pid"
+while kill -0 "$$pid" 2>/dev/null; do wait "$$pid"; done  # a trapped signal ends `wait` early
+wait "$$pid"; status=$$?  # xfer train's own exit status
+# $requeue: stopped by the time-limit warning with a snapshot past where this run started. Requeue the job (same
+# id, so its dependents keep waiting for it); the next run resumes from that snapshot.
+if [ "$$status" -eq $requeue ]; then
+  echo "xfer: stopped before the time limit; requeueing job $$SLURM_JOB_ID"
+  scontrol requeue "$$SLURM_JOB_ID" && exit 0
+fi
+exit "$$status"
+""")
 SCRIPT_FILE = ".xfer_slurm.sh"
 OUTPUT_FILE = ".xfer_slurm-%j.out"
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
@@ -54,14 +82,44 @@ def queue_states() -> dict:
 
 
 def job_script(net, results, mode) -> str:
-    """The batch script: `xfer train` of this kit's Python; a requeued job runs it again and resumes."""
+    """The batch script (JOB_SCRIPT): `xfer train` of this kit's Python, with the stop signals passed on and the
+    requeue after a time-limit stop; a requeued job runs it again and resumes."""
     train = [sys.executable, "-m", "xfer.cli", "train", net.name, "--suite", net.suite,
              "--results", str(Path(results).resolve()), "--quiet"]
     train += ["--gpu", "0"] if mode == "gpu" else ["--cpu"]  # SLURM maps the granted GPU to device 0
-    return ("#!/bin/bash\n"
-            f"# xfer: train {net.name} ({net.suite} suite); a requeued job resumes from the newest snapshot.\n"
-            f"echo \"xfer: job $SLURM_JOB_ID (restart ${{SLURM_RESTART_COUNT:-0}}) on $(hostname)\"\n"
-            f"exec {shlex.join(train)}\n")
+    return JOB_SCRIPT.substitute(net=net.name, suite=net.suite, train=shlex.join(train), requeue=TIME_LIMIT_EXIT)
+
+
+def time_seconds(text):
+    """Seconds of a SLURM time limit (`M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`); None for none/INFINITE."""
+    if not text or text.upper() in ("INFINITE", "UNLIMITED"):
+        return None
+    days, dash, clock = text.rpartition("-")
+    try:
+        parts = [int(part) for part in clock.split(":")]
+        days = int(days) if dash else 0
+    except ValueError:
+        parts = []
+    if not 1 <= len(parts) <= 3 or min(parts) < 0 or days < 0:
+        raise XferError(f"--time {text!r} is not a SLURM time limit",
+                        fix="write minutes (90), H:M:S (1:30:00) or D-H:M:S (3-00:00:00)")
+    if dash:  # D-H, D-H:M, D-H:M:S
+        hours, minutes, seconds = (parts + [0, 0])[:3]
+    else:  # M, M:S, H:M:S
+        hours, minutes, seconds = {1: (0, parts[0], 0), 2: (0, *parts), 3: tuple(parts)}[len(parts)]
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def signal_lead(time_limit, lead=None) -> int:
+    """Seconds before the time limit at which the job is told to stop (0: never). The default is DEFAULT_LEAD, but
+    at most a sixth of a shorter time limit, so that a run makes progress before it is told to stop."""
+    limit = time_seconds(time_limit)
+    if lead is None:
+        return DEFAULT_LEAD if limit is None else min(DEFAULT_LEAD, limit // 6)
+    if lead < 0 or (limit is not None and lead and lead >= limit):
+        raise XferError(f"--signal-lead {lead} does not fit the time limit {time_limit}",
+                        fix="give a number of seconds below the time limit (0: no warning before it)")
+    return lead
 
 
 def sbatch_command(net, folder, dependency_ids, mode, options) -> list:
@@ -78,6 +136,9 @@ def sbatch_command(net, folder, dependency_ids, mode, options) -> list:
         cmd.append(f"--partition={options['partition']}")
     if options.get("time"):
         cmd.append(f"--time={options['time']}")
+    lead = signal_lead(options.get("time"), options.get("signal_lead"))
+    if lead:
+        cmd.append(f"--signal=B:USR1@{lead}")
     cmd += list(options.get("extra") or [])
     cmd.append(str(folder / SCRIPT_FILE))
     return cmd
@@ -116,15 +177,15 @@ def submit(todo, results, mode, options, dry_run=False) -> dict:
             skipped.add(net.name)
             say(f"{net.name}: not submitted: its base {waiting[0]} is not under SLURM's control; run again later")
             continue
+        existing = queued_job(folder, queue)  # before the lock: a running job holds it, and its dependents wait on it
+        if existing:
+            jobs[net.name] = existing
+            say(f"{net.name}: queued already as job {existing} ({queue[existing].lower()})")
+            continue
         holder = lock_holder(folder)
         if holder:
             skipped.add(net.name)
             say(f"{net.name}: training outside SLURM ({holder}); not submitted")
-            continue
-        existing = queued_job(folder, queue)
-        if existing:
-            jobs[net.name] = existing
-            say(f"{net.name}: queued already as job {existing} ({queue[existing].lower()})")
             continue
         base_jobs = [jobs[d] for d in registry.dependencies(net) if d in jobs]
         missing = [d for d in registry.dependencies(net)
@@ -172,7 +233,7 @@ class SlurmBackend(Backend):
         if opts.dry_run:
             say_plan(todo, done, results)
         options = {"partition": opts.partition, "time": opts.time, "cpus_per_task": opts.cpus_per_task,
-                   "extra": opts.sbatch_args}
+                   "signal_lead": opts.signal_lead, "extra": opts.sbatch_args}
         return submit(todo, results, mode, options, dry_run=opts.dry_run)
 
     def wait(self, jobs, todo, results) -> int:
