@@ -97,6 +97,15 @@ def prompts(driver) -> list:
     return [p.text for p in driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputArea-prompt")]
 
 
+def saved_outputs(path):
+    """The code cells' outputs of the notebook file, or None while it is not a whole notebook yet."""
+    try:
+        cells = nbformat.read(path, as_version=4).cells
+    except Exception:  # empty or half-written: read again on the next poll
+        return None
+    return [out for cell in cells if cell.cell_type == "code" for out in cell.outputs] or None
+
+
 def test_runs_all_cells_in_chromium_and_shows_figure2(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -129,9 +138,8 @@ def test_runs_all_cells_in_chromium_and_shows_figure2(server, browser, tmp_path)
     saved = folder / NOTEBOOK.name
     before = saved.stat().st_mtime_ns
     choose_from_menu(browser, wait, "File", "Save Notebook")
-    wait.until(lambda d: saved.stat().st_mtime_ns != before)
-    outputs = [out for cell in nbformat.read(saved, as_version=4).cells if cell.cell_type == "code"
-               for out in cell.outputs]
+    # Jupyter's atomic_writing writes the file in place (after a backup copy): wait for a whole notebook.
+    outputs = wait.until(lambda d: saved.stat().st_mtime_ns != before and saved_outputs(saved))
     assert not [out for out in outputs if out.output_type == "error"]
     assert sum("image/png" in out.get("data", {}) for out in outputs) >= 7
 
