@@ -114,14 +114,14 @@ def test_links_are_relative_and_point_into_the_data_dir(tmp_path):
     folder = RESULTS_DIR / net.name
     assert os.readlink(folder / "imagenet_train_lmdb") == "../../ilsvrc12/data/half0B_train/lmdb"
     assert os.readlink(folder / "imagenet_val_lmdb") == "../../ilsvrc12/data/half0B_valid/lmdb"
-    assert os.readlink(folder / "imagenet_mean.binaryproto") == "../../ilsvrc12/data/whole_train/mean.binaryproto"
+    assert os.readlink(folder / "imagenet_mean.binaryproto") == "../../ilsvrc12/data/half0A_train/mean.binaryproto"
     assert os.readlink(folder / "basenet") == "../half0A"
     assert not (RESULTS_DIR / "half0A" / "basenet").is_symlink()
     # another out/data dir: links still relative, and they resolve to the datasets
     data, out = tmp_path / "data", tmp_path / "deep" / "runs"
-    for d in ("half0B_train/leveldb", "half0B_valid/leveldb", "whole_train"):
+    for d in ("half0B_train/leveldb", "half0B_valid/leveldb", "half0A_train"):
         (data / d).mkdir(parents=True)
-    (data / "whole_train" / "mean.binaryproto").write_bytes(b"mean")
+    (data / "half0A_train" / "mean.binaryproto").write_bytes(b"mean")
     render.render([registry.get("half0A"), net], out, data, backend="leveldb")
     link = out / net.name / "imagenet_train_leveldb"
     assert not os.path.isabs(os.readlink(link))

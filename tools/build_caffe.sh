@@ -32,6 +32,8 @@ on_error() {
 }
 trap on_error ERR
 quiet() { "$@" >>"$LOG" 2>&1; }
+# shellcheck source=tools/build_progress.sh
+source "$ROOT/tools/build_progress.sh"
 die() { echo "build_caffe: $*" >&2; trap - ERR; exit 1; }
 
 # --- source -------------------------------------------------------------------------------------------
@@ -156,7 +158,7 @@ main() {
   begin "cmake configure" cmake
   quiet cmake -S "$build/src" -B "$build/obj" "-DCMAKE_INSTALL_PREFIX=$prefix" "${flags[@]}"
   begin "compile (make -j$JOBS)" make
-  quiet make -C "$build/obj" -j"$JOBS" all pycaffe
+  with_progress make -C "$build/obj" -j"$JOBS" all pycaffe
   begin "install" install
   quiet make -C "$build/obj" install
   PATCH_ROOT="$ROOT/tools/caffe-patches" PATCH_LIST=$(printf '%s\n' "${patches[@]}") write_build_info "$prefix" "$src" "$key" "$py_v" "$numpy_v" "${flags[@]}"

@@ -29,6 +29,8 @@ on_error() {
 }
 trap on_error ERR
 quiet() { "$@" >>"$LOG" 2>&1; }
+# shellcheck source=tools/build_progress.sh
+source "$ROOT/tools/build_progress.sh"; PROGRESS_NAME=build_caffe_tests
 die() { echo "build_caffe_tests: $*" >&2; trap - ERR; exit 1; }
 
 # One field of the build record per line: key, prefix, source_dir, then the patches, then the cmake flags (the venv's
@@ -61,7 +63,7 @@ build() {
   begin "cmake configure" tests-cmake
   quiet cmake -S "$build/src" -B "$build/obj" "$@"
   begin "compile test.testbin (make -j$JOBS; library included, ~10 min on 2 cores)" tests-make
-  quiet make -C "$build/obj" -j"$JOBS" test.testbin
+  with_progress make -C "$build/obj" -j"$JOBS" test.testbin
   begin "keep the binary and the source root" tests-install
   mkdir -p "$dest.tmp/bin"
   install -m 755 "$build/obj/test/test.testbin" "$dest.tmp/bin/test.testbin"

@@ -104,7 +104,7 @@ def make_databases(data, nets) -> None:
 def render_nets(results, data, nets, force=False) -> None:
     started = step(f"render: {len(nets)} nets of the {SUITE} suite")
     if force:
-        for folder in outdated(results, nets):
+        for folder in outdated(results, data, nets):
             # Its logs and snapshots come from the old recipe: mixed into the new figure they would mislead.
             say(f"   the recipe of {folder.name} changed: its folder is removed and it trains again")
             shutil.rmtree(folder)
@@ -112,12 +112,13 @@ def render_nets(results, data, nets, force=False) -> None:
     done(started, f"into {results}")
 
 
-def outdated(results, nets) -> list:
-    """Folders of nets whose rendered prototxts differ from what the registry and templates give now, and of the
-    nets built on them (their frozen layers came from the old base). `nets` lists bases first."""
+def outdated(results, data, nets) -> list:
+    """Folders of nets whose recipe (rendered prototxts, mean and data links) differs from what the registry and
+    templates give now, and of the nets built on them (their frozen layers came from the old base). `nets` lists
+    bases first."""
     names = set()
     for net in nets:
-        changed = render.changed_files(results / net.name, render.render_texts(net))
+        changed = render.plan_net(net, results / net.name, data).recipe_changes()
         if changed or names.intersection(registry.dependencies(net)):
             names.add(net.name)
     return [results / net.name for net in nets if net.name in names and (results / net.name).exists()]

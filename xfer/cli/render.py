@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import XferError
 from ..nets import registry, render
-from ..paths import DATA_DIR
+from ..paths import DATA_DIR, TEMPLATES_DIR
 
 
 def run_nets(args) -> int:
@@ -58,14 +58,25 @@ def verify_rendered(nets, out, backend) -> int:
     return 1 if problems else 0
 
 
+def show_diff(nets, out, data_dir, args, templates) -> int:
+    from ..nets import diff  # lazy for start-up: only --diff needs difflib's grouping
+    text = diff.diff_text(nets, out, data_dir, backend=args.backend, shared_images=args.shared_images,
+                          image_list=args.image_list, image_root=args.image_root, templates_dir=templates)
+    print(text.rstrip("\n") if text else f"{len(nets)} nets: a render would change nothing in {out}")
+    return 0
+
+
 def run_render(args) -> int:
     nets = selected_nets(args)
     out = Path(args.out) if args.out else registry.default_results(args.suite)
     data_dir = Path(args.data_dir) if args.data_dir else DATA_DIR
     if args.check:
         return check_rendered(nets, out, data_dir, args)
+    templates = Path(args.templates) if args.templates else TEMPLATES_DIR
+    if args.diff:
+        return show_diff(nets, out, data_dir, args, templates)
     render.render(nets, out, data_dir, args.backend, shared_images=args.shared_images, force=args.force,
-                  image_list=args.image_list, image_root=args.image_root)
+                  image_list=args.image_list, image_root=args.image_root, templates_dir=templates)
     print(f"rendered {len(nets)} nets into {out}")
     if args.verify:
         return verify_rendered(nets, out, args.backend)
@@ -91,7 +102,11 @@ def register(subparsers) -> None:
     p.add_argument("--image-list", default=render.IMAGE_LIST, help="list file name inside each dataset folder")
     p.add_argument("--image-root", default=render.IMAGE_ROOT, help="shared image tree, relative to the data dir")
     p.add_argument("--check", action="store_true", help="render to a temporary place and list every difference")
-    p.add_argument("--force", action="store_true", help="overwrite rendered files that were edited by hand")
+    p.add_argument("--force", action="store_true", help="overwrite files edited by hand since their last render, and "
+                   "re-render trained nets whose recipe changed")
     p.add_argument("--verify", action="store_true",
                    help="also check the files against Caffe's upgrader run on a 2014-syntax rendering")
+    p.add_argument("--diff", action="store_true",
+                   help="print what a render would change (unified diffs, one per distinct change, with its nets)")
+    p.add_argument("--templates", help=f"the templates folder (default: {TEMPLATES_DIR})")
     p.set_defaults(func=run_render)

@@ -4,10 +4,14 @@ import json
 from ..nets import registry
 from ..report import status
 from ..run import backends, runner
-from ..run.netdir import results_root
+from ..run.netdir import results_root, tree_suite
+
+
+SUITE_HELP = "the registry's suite (default: the one --results was rendered for, else paper)"
 
 
 def run_run(args) -> int:
+    args.suite = tree_suite(args.results, args.suite)
     results = results_root(args.results, args.suite)
     options = backends.RunOptions(gpus=args.gpus, cpu=args.cpu, slots=args.slots, dry_run=args.dry_run,
                                   wait=args.wait, partition=args.partition, time=args.time,
@@ -16,6 +20,7 @@ def run_run(args) -> int:
 
 
 def run_status(args) -> int:
+    args.suite = tree_suite(args.results, args.suite)
     results = results_root(args.results, args.suite)
     queues = backends.queues()
     rows = [status.net_state(net, results, queues) for net in registry.match(args.patterns, suite=args.suite)]
@@ -30,7 +35,7 @@ def run_status(args) -> int:
 def register(sub):
     p = sub.add_parser("run", help="train the graph of nets (bases first) locally or on SLURM; re-runnable")
     p.add_argument("patterns", nargs="*", metavar="NET_PATTERN", help="fnmatch patterns of net names (default all)")
-    p.add_argument("--suite", default=registry.default_suite(), choices=registry.suite_names())
+    p.add_argument("--suite", choices=registry.suite_names(), help=SUITE_HELP)
     p.add_argument("--results", help="the results tree (default: results/ of the kit)")
     p.add_argument("--backend", default="local", choices=backends.names())
     p.add_argument("--slots", type=int, default=1, help="nets trained at once on the CPU (local backend)")
@@ -47,8 +52,7 @@ def register(sub):
 
     p = sub.add_parser("status", help="one table of every net: state, iteration, accuracy, ETA, SLURM job")
     p.add_argument("patterns", nargs="*", metavar="NET_PATTERN", help="fnmatch patterns of net names (default all)")
-    p.add_argument("--suite", default=registry.default_suite(), choices=registry.suite_names(),
-                   help="which suite of the registry")
+    p.add_argument("--suite", choices=registry.suite_names(), help=SUITE_HELP)
     p.add_argument("--results", help="the results tree (default: results/ of the kit)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=run_status)

@@ -4,13 +4,14 @@ import sys
 
 from ..nets import registry
 from ..run import train
-from ..run.netdir import results_root
+from ..run.netdir import results_root, tree_suite
 
 
 def run_train(args) -> int:
-    net = registry.get(args.net, args.suite)
+    suite = tree_suite(args.results, args.suite)
+    net = registry.get(args.net, suite)
     try:
-        return train.train(net, results=results_root(args.results, args.suite), cpu=args.cpu, gpu=args.gpu,
+        return train.train(net, results=results_root(args.results, suite), cpu=args.cpu, gpu=args.gpu,
                      quiet=args.quiet)
     except train.StopTraining:
         print(f"xfer train: {net.name} stopped by SIGTERM; the same command resumes it", file=sys.stderr)
@@ -23,7 +24,8 @@ def register(sub):
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--gpu", type=int, metavar="N", help="train on GPU N")
     mode.add_argument("--cpu", action="store_true", help="train on the CPU (solver_mode CPU)")
-    p.add_argument("--suite", default=registry.default_suite(), choices=registry.suite_names())
+    p.add_argument("--suite", choices=registry.suite_names(),
+                   help="the registry's suite (default: the one --results was rendered for, else paper)")
     p.add_argument("--results", help="the results tree (default: results/ of the kit)")
     p.add_argument("--quiet", action="store_true", help="print only errors and the verify report when it fails")
     p.set_defaults(func=run_train)

@@ -66,7 +66,9 @@ def write_record(folder, net, suite, files, links=None, overrides=None, backend=
                  version="") -> dict:
     """Write the folder's record atomically (the same inputs give the same bytes); returns it."""
     record = make_record(net, suite, files, links, overrides, backend, shared_images, version)
-    write_text_atomic(record_path(folder), json.dumps(record, indent=1, sort_keys=True) + "\n")
+    text, path = json.dumps(record, indent=1, sort_keys=True) + "\n", record_path(folder)
+    if not path.is_file() or path.read_text() != text:  # an unchanged record keeps its file (and its mtime)
+        write_text_atomic(path, text)
     return record
 
 

@@ -49,7 +49,7 @@ class Net:
     schedule: Schedule
     num_classes: int
     arch: str = "caffenet"
-    # Every net subtracts one mean, the whole training set's, as the paper's single imagenet_mean.binaryproto did.
+    # The dataset whose mean.binaryproto the net subtracts (MEAN_RULE, set by make_net).
     mean_data: str = "whole_train"
 
     def layer_name(self, layer) -> str:
@@ -96,6 +96,19 @@ def default_suite() -> str:
     return suites.default().name
 
 
+# The paper's mean rule (its results/ tree held 23 different imagenet_mean.binaryproto files): a net subtracts the
+# mean of the training set its weights first learned on. A net with a base (transfer, transfer-ft, natman transfer,
+# preserve) copies layers that learned on the base's mean, so it subtracts the base's training set's mean even
+# though it trains on another set (transfer0B0A_1_3: half0B's). Every other net (the halves, netbase, nolearn,
+# reduced-NNNN; reduced-1300 is whole_train) subtracts its own training set's mean.
+MEAN_RULE = "the base's training set if the net has a base, else its own training set"
+
+
+def mean_dataset(suite, train_data, base=None) -> str:
+    """The dataset whose mean a net subtracts, by MEAN_RULE (the base is built from the grammar: it has no base)."""
+    return parse_name(base, suite).train_data if base else train_data
+
+
 def make_net(name, suite, family, train_data, val_data, base=None, policy=None, n=None, split=None,
              schedule=None) -> Net:
     """One registry entry from plain data; every family (and any new variant) is built through here."""
@@ -108,7 +121,8 @@ def make_net(name, suite, family, train_data, val_data, base=None, policy=None, 
         raise XferError(f"net {name}: layers are copied (frozen/tuned) but the net has no base")
     return Net(name=name, suite=suite, family=family, train_data=train_data, val_data=val_data, base=base,
                policy=policy, n=n, split=split, schedule=schedule or spec.schedule_for(family, val_data),
-               num_classes=ARCHS[spec.arch].num_classes, arch=spec.arch)
+               num_classes=ARCHS[spec.arch].num_classes, arch=spec.arch,
+               mean_data=mean_dataset(suite, train_data, base))
 
 
 def _half(suite, split, half) -> Net:

@@ -16,9 +16,10 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from . import registry
+from . import record, registry
 from ..errors import XferError
 from ..paths import DATA_DIR, RESULTS_DIR, TEMPLATES_DIR, atomic_path
+from ..progress import say
 
 RENDERED = ("imagenet_solver.prototxt", "imagenet_train.prototxt", "imagenet_val.prototxt")
 BACKENDS = {"lmdb": "LMDB", "leveldb": "LEVELDB"}
@@ -163,38 +164,125 @@ def write_link(path, target) -> None:
     os.replace(tmp, path)  # atomic: the old link or the new one, never none
 
 
-def changed_files(net_dir, texts) -> list:
-    """Names of the rendered files in net_dir that exist and differ from `texts` ({name: text})."""
-    return [n for n, t in texts.items() if (Path(net_dir) / n).exists() and (Path(net_dir) / n).read_text() != t]
+def is_trained(net_dir) -> bool:
+    """Whether training left snapshots in the folder (its weights came from the recipe on disk)."""
+    return any(Path(net_dir).glob("*_iter_*.caffemodel")) or any(Path(net_dir).glob("*_iter_*.solverstate"))
 
 
-def render_net(net, net_dir, data_dir, backend="lmdb", overrides=None, shared_images=False, force=False,
-               image_list=IMAGE_LIST, image_root=IMAGE_ROOT) -> Path:
+@dataclasses.dataclass
+class NetPlan:
+    """What a render would do in one net folder, sorted by what the folder's render record says."""
+    net: object
+    folder: Path
+    texts: dict                                   # {file: text} a render writes now
+    links: dict                                   # {link: target}
+    record: dict                                  # the record a render leaves
+    new: list = dataclasses.field(default_factory=list)      # files not there yet
+    updates: list = dataclasses.field(default_factory=list)  # still as last rendered: follow the templates
+    edited: list = dataclasses.field(default_factory=list)   # changed since the last render (or never recorded)
+    relinks: list = dataclasses.field(default_factory=list)  # links that point elsewhere now (or are stale)
+    blocked: list = dataclasses.field(default_factory=list)  # a real file or folder where a link belongs
+    trained: bool = False
+    recorded: bool = True                         # the folder had a render record
+
+    def recipe_changes(self) -> list:
+        return self.updates + self.edited + self.relinks
+
+    def held_back(self, force) -> list:
+        """Why this net is left as it is (empty: it may be rendered); --force overrides all but a blocked link."""
+        why = [f"{name} exists and is not a link (render replaces only links: move it away)" for name in self.blocked]
+        if force:
+            return why
+        edit = "edited by hand since its last render" if self.recorded else "differs and has no render record"
+        why += [f"{name} {edit}" for name in self.edited]
+        if self.trained and self.recipe_changes():
+            why.append(f"trained (snapshots there) and its recipe would change: {', '.join(self.recipe_changes())}")
+        return why
+
+
+def plan_net(net, net_dir, data_dir, backend="lmdb", overrides=None, shared_images=False, image_list=IMAGE_LIST,
+             image_root=IMAGE_ROOT, templates_dir=TEMPLATES_DIR) -> NetPlan:
+    """Compare the folder with a fresh rendering and its render record; writes nothing."""
     net_dir = Path(net_dir)
-    texts = render_texts(net, backend, overrides, shared_images)
-    changed = changed_files(net_dir, texts)
-    if changed and not force:
-        raise XferError(f"{len(changed)} rendered file(s) differ from what the registry and templates give: "
-                        f"{', '.join(changed)}", path=net_dir,
-                        fix="pass --force (force=True) to overwrite them, or `xfer render --check` to list drift")
-    net_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in texts.items():
-        if not (net_dir / name).exists() or name in changed:
-            write_rendered(net_dir / name, text)
+    texts = render_texts(net, backend, overrides, shared_images, templates_dir=templates_dir)
     links = link_targets(net, net_dir, data_dir, backend, shared_images, image_list, image_root)
-    for stale in stale_links(net_dir, links):
+    version = record.version_digest(templates_dir, dict(entry=dataclasses.asdict(net), overrides=overrides or {},
+                                                        backend=backend, shared_images=shared_images))
+    new_record = record.make_record(net.name, net.suite, {n: record.text_sha256(t) for n, t in texts.items()},
+                                    links, overrides, backend, shared_images, version)
+    plan = NetPlan(net, net_dir, texts, links, new_record, trained=is_trained(net_dir))
+    last = record.read_record(net_dir)
+    plan.recorded, last = last is not None, (last or {}).get("files", {})
+    for name in texts:
+        have = record.file_sha256(net_dir / name)
+        if have is None:
+            plan.new.append(name)
+        elif have != new_record["files"][name]:
+            (plan.updates if have == last.get(name) else plan.edited).append(name)
+    plan.relinks = [n for n, t in links.items() if (net_dir / n).is_symlink() and os.readlink(net_dir / n) != t]
+    plan.relinks += [p.name for p in stale_links(net_dir, links)]
+    plan.blocked = [n for n in links if (net_dir / n).exists() and not (net_dir / n).is_symlink()]
+    return plan
+
+
+def apply_plan(plan, force=False) -> None:
+    """Write what the plan says (each file atomically), then the record: a render cut short leaves files that
+    equal either their last or their new rendering, which the next render sorts out."""
+    plan.folder.mkdir(parents=True, exist_ok=True)
+    for name in plan.new + plan.updates + (plan.edited if force else []):
+        write_rendered(plan.folder / name, plan.texts[name])
+    for stale in stale_links(plan.folder, plan.links):
         stale.unlink()
-    for name, target in links.items():
-        write_link(net_dir / name, target)
-    return net_dir
+    for name, target in plan.links.items():
+        write_link(plan.folder / name, target)
+    record.write_record(plan.folder, **{k: v for k, v in plan.record.items() if k != "format"})
 
 
 def render(nets, out_dir=RESULTS_DIR, data_dir=DATA_DIR, backend="lmdb", overrides=None, shared_images=False,
-           force=False, image_list=IMAGE_LIST, image_root=IMAGE_ROOT) -> list:
-    """Render every net into <out_dir>/<net.name>/; returns the net folders."""
+           force=False, image_list=IMAGE_LIST, image_root=IMAGE_ROOT, templates_dir=TEMPLATES_DIR) -> list:
+    """Render every net into <out_dir>/<net.name>/; returns the net folders.
+
+    Files still equal to their last rendering follow the templates; a file edited by hand since, or a trained
+    net whose recipe would change, is left as it is (all of that net) and named in one XferError raised after
+    every other net is written; force=True overwrites them."""
     out_dir = Path(out_dir)
-    return [render_net(net, out_dir / net.name, data_dir, backend, overrides, shared_images, force,
-                       image_list, image_root) for net in nets]
+    plans = [plan_net(net, out_dir / net.name, data_dir, backend, overrides, shared_images, image_list, image_root,
+                      templates_dir) for net in nets]
+    held = {plan.net.name: plan.held_back(force) for plan in plans if plan.held_back(force)}
+    done = [plan for plan in plans if plan.net.name not in held]
+    for plan in done:
+        apply_plan(plan, force)
+    report_render(done, force)
+    if held:
+        raise held_error(held)
+    return [plan.folder for plan in plans]
+
+
+def report_render(done, force) -> None:
+    """One line per kind of change, so 170 identical updates read as one."""
+    updated = [p for p in done if p.updates]
+    if updated:
+        files = sorted({name for p in updated for name in p.updates})
+        say(f"{len(updated)} net(s) updated from the templates: {', '.join(files)}")
+    relinked = [p for p in done if p.relinks]
+    if relinked:
+        names = sorted({name for p in relinked for name in p.relinks})
+        say(f"{len(relinked)} net(s) relinked: {', '.join(names)}")
+    overwritten = [p.net.name for p in done if force and p.edited]
+    if overwritten:
+        say(f"--force overwrote hand edits in {len(overwritten)} net(s): {registry.compress(overwritten)}")
+    trained = [p.net.name for p in done if force and p.trained and p.recipe_changes()]
+    if trained:
+        say(f"--force changed the recipe of {len(trained)} trained net(s), under their snapshots: "
+            f"{registry.compress(trained)}", err=True)
+
+
+def held_error(held) -> XferError:
+    lines = "\n".join(f"  {name}: {'; '.join(why)}" for name, why in held.items())
+    return XferError(f"kept {len(held)} net(s) as they are (every other net is rendered):\n{lines}",
+                     fix="see the changes with `xfer render --diff NET`; move a hand edit into the template or an "
+                         "override and render again, or pass --force to overwrite (a trained net's snapshots then "
+                         "no longer match its recipe)")
 
 
 def drift(nets, out_dir=RESULTS_DIR, data_dir=DATA_DIR, backend="lmdb", shared_images=False) -> list:

@@ -10,7 +10,8 @@ import json
 import re
 from pathlib import Path
 
-from ..nets import registry
+from ..errors import XferError
+from ..nets import record, registry
 from ..paths import RESULTS_DIR, write_text_atomic
 
 STATUS_FILE = "xfer_status.json"
@@ -24,6 +25,26 @@ def results_root(results=None, suite="paper") -> Path:
     if results:
         return Path(results)
     return registry.default_results(suite)
+
+
+def folder_suite(folder, suite=None) -> str:
+    """The suite of a rendered net folder: its render record's (so a mini folder needs no --suite), else `suite`,
+    else the default. A --suite that contradicts the record is an error, not a shape mismatch later."""
+    recorded = record.recorded_suite(folder)
+    if suite and recorded and suite != recorded:
+        raise XferError(f"the folder was rendered for the {recorded} suite, not {suite}",
+                        path=record.record_path(folder), fix=f"leave out --suite (or pass --suite {recorded})")
+    return suite or recorded or registry.default_suite()
+
+
+def tree_suite(results=None, suite=None) -> str:
+    """The suite of a results tree: `suite` when given, else the record of its first rendered net folder (a tree
+    holds one suite), else the default."""
+    if suite or not results:
+        return suite or registry.default_suite()
+    for path in sorted(Path(results).glob(f"*/{record.RECORD_FILE}")):
+        return folder_suite(path.parent)
+    return registry.default_suite()
 
 
 def net_dir(results, name) -> Path:
