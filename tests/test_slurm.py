@@ -101,3 +101,19 @@ def test_submission_error_is_clear(slurm, tmp_path, tiny_render):  # noqa: F811
     assert run.returncode == 2
     assert "sbatch refused the job" in run.stderr and "nosuchpartition" in run.stderr
     assert not (out / "half0A" / "xfer_slurm.json").exists()
+
+
+def test_rehearsal_on_slurm(slurm, tmp_path):  # noqa: F811
+    """`xfer rehearse --backend slurm` on a smaller graph (a transfer and its base, 2 iterations): the full-size
+    CaffeNet trained in SLURM jobs, then the same checks as the CPU rehearsal."""
+    out = tmp_path / "rehearsal"
+    proc = xfer("rehearse", "--backend", "slurm", "--out", str(out), "--nets", "transfer0A0B_1_3",
+                "--set", "max_iter=2", "--set", "snapshot=2", "--set", "test_interval=2", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    record = json.loads((out / "rehearse.json").read_text())
+    assert record["nets"] == ["half0A", "transfer0A0B_1_3"] and record["backend"] == "slurm"
+    assert all(check["ok"] for check in record["checks"]), record["checks"]
+    for name in record["nets"]:
+        job = scontrol_job(job_record(out / "results", name)["job_id"])
+        assert job["JobState"] == "COMPLETED"
+        assert (out / "results" / name / "caffe_imagenet_train_iter_2.caffemodel").stat().st_size > 200e6

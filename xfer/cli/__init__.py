@@ -22,6 +22,7 @@ STAGE_MODULES = [
     "summary",     # logs -> the paper's numbers
     "figures",     # numbers -> the paper's figures
     "demo",        # the whole study in miniature
+    "rehearse",    # the paper's pipeline at full size on an ImageNet-shaped tree
 ]
 
 

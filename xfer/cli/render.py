@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from ..errors import XferError
-from ..nets import registry, render
+from ..nets import overrides, registry, render
 from ..paths import DATA_DIR, TEMPLATES_DIR
 
 
@@ -37,8 +37,17 @@ def selected_nets(args) -> list:
     return selected
 
 
+def given_overrides(args):
+    """--set KEY=VALUE (checked), {} with --reset, None without either: each folder keeps its recorded ones."""
+    given = overrides.parse_assignments(args.set)
+    if args.reset and given:
+        raise XferError("--reset and --set exclude each other", fix="--reset renders the registry's schedule; "
+                                                                    "--set replaces the recorded overrides")
+    return {} if args.reset else (given or None)
+
+
 def check_rendered(nets, out, data_dir, args) -> int:
-    problems = render.drift(nets, out, data_dir, args.backend, args.shared_images)
+    problems = render.drift(nets, out, data_dir, args.backend, args.shared_images, given_overrides(args))
     if not args.patterns:
         problems += [f"{out / name}: a rendered net the registry does not know" for name in
                      render.unknown_folders(out, args.suite)]
@@ -61,7 +70,8 @@ def verify_rendered(nets, out, backend) -> int:
 def show_diff(nets, out, data_dir, args, templates) -> int:
     from ..nets import diff  # lazy for start-up: only --diff needs difflib's grouping
     text = diff.diff_text(nets, out, data_dir, backend=args.backend, shared_images=args.shared_images,
-                          image_list=args.image_list, image_root=args.image_root, templates_dir=templates)
+                          image_list=args.image_list, image_root=args.image_root, templates_dir=templates,
+                          overrides=given_overrides(args))
     print(text.rstrip("\n") if text else f"{len(nets)} nets: a render would change nothing in {out}")
     return 0
 
@@ -75,9 +85,11 @@ def run_render(args) -> int:
     templates = Path(args.templates) if args.templates else TEMPLATES_DIR
     if args.diff:
         return show_diff(nets, out, data_dir, args, templates)
-    render.render(nets, out, data_dir, args.backend, shared_images=args.shared_images, force=args.force,
-                  image_list=args.image_list, image_root=args.image_root, templates_dir=templates)
-    print(f"rendered {len(nets)} nets into {out}")
+    given = given_overrides(args)
+    render.render(nets, out, data_dir, args.backend, overrides=given, shared_images=args.shared_images,
+                  force=args.force, image_list=args.image_list, image_root=args.image_root, templates_dir=templates)
+    print(f"rendered {len(nets)} nets into {out}" + ("" if given is None else
+                                                     f" (overrides: {overrides.describe(given)})"))
     if args.verify:
         return verify_rendered(nets, out, args.backend)
     return 0
@@ -109,4 +121,8 @@ def register(subparsers) -> None:
     p.add_argument("--diff", action="store_true",
                    help="print what a render would change (unified diffs, one per distinct change, with its nets)")
     p.add_argument("--templates", help=f"the templates folder (default: {TEMPLATES_DIR})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change the schedule, batch sizes or crop of every net rendered (repeatable; recorded in "
+                        f"each folder's render.json). Keys: {', '.join(overrides.KEYS)}")
+    p.add_argument("--reset", action="store_true", help="drop the recorded overrides: the registry's schedule")
     p.set_defaults(func=run_render)

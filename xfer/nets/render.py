@@ -16,6 +16,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from . import overrides as override_values
 from . import record, registry
 from ..errors import XferError
 from ..paths import DATA_DIR, RESULTS_DIR, TEMPLATES_DIR, atomic_path
@@ -24,7 +25,8 @@ from ..progress import say
 RENDERED = ("imagenet_solver.prototxt", "imagenet_train.prototxt", "imagenet_val.prototxt")
 BACKENDS = {"lmdb": "LMDB", "leveldb": "LEVELDB"}
 SCHEDULE_KEYS = tuple(f.name for f in dataclasses.fields(registry.Schedule))
-OVERRIDE_KEYS = SCHEDULE_KEYS + ("train_batch", "val_batch")
+DATA_KEYS = ("train_batch", "val_batch", "crop")  # overrides of the data layers rather than the solver
+OVERRIDE_KEYS = SCHEDULE_KEYS + DATA_KEYS
 IMAGE_LIST, IMAGE_ROOT = "images.txt", "_images"
 
 
@@ -62,14 +64,11 @@ def template_error(exc, templates_dir=TEMPLATES_DIR) -> XferError:
                      fix="fix the template (or the registry value it reads) and render again")
 
 
-def split_overrides(overrides):
-    """Check the override keys and split them into schedule fields and batch sizes."""
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(OVERRIDE_KEYS))
-    if unknown:
-        raise XferError(f"unknown override(s): {', '.join(unknown)}", fix=f"use any of: {', '.join(OVERRIDE_KEYS)}")
-    batches = {k: overrides.pop(k) for k in ("train_batch", "val_batch") if k in overrides}
-    return overrides, batches
+def split_overrides(overrides, arch=None):
+    """Check the override keys and split them into schedule fields and data-layer values (batch sizes, crop)."""
+    overrides = dict(override_values.check(overrides, arch))  # known keys, values in range (one error naming the key)
+    data = {k: overrides.pop(k) for k in DATA_KEYS if k in overrides}
+    return overrides, data
 
 
 def layer_context(net) -> dict:
@@ -82,9 +81,10 @@ def layer_context(net) -> dict:
     return out
 
 
-def data_context(net, phase, backend, batch, shared_images) -> dict:
+def data_context(net, phase, backend, batch, shared_images, crop=None) -> dict:
     arch = net.spec()
-    common = dict(mirror=arch.train_mirror if phase == "train" else False, crop=arch.crop, batch_size=batch,
+    common = dict(mirror=arch.train_mirror if phase == "train" else False, batch_size=batch,
+                  crop=arch.crop if crop is None else crop,
                   mean_file="imagenet_mean.binaryproto", scale=arch.scale)
     if shared_images:
         return dict(common, type="ImageData", source=f"imagenet_{phase}_images.txt", root_folder="imagenet_images/",
@@ -95,13 +95,14 @@ def data_context(net, phase, backend, batch, shared_images) -> dict:
 def net_context(net, backend="lmdb", overrides=None, shared_images=False) -> dict:
     if backend not in BACKENDS:
         raise XferError(f"unknown backend {backend!r}", fix="use lmdb or leveldb")
-    schedule_over, batches = split_overrides(overrides)
     arch = net.spec()
+    schedule_over, data = split_overrides(overrides, arch)
+    crop = data.get("crop")
     return dict(
         net=net, arch=arch, L=layer_context(net),
         s=dataclasses.replace(net.schedule, **schedule_over),
-        train_data=data_context(net, "train", backend, batches.get("train_batch", arch.train_batch), shared_images),
-        val_data=data_context(net, "val", backend, batches.get("val_batch", arch.val_batch), shared_images),
+        train_data=data_context(net, "train", backend, data.get("train_batch", arch.train_batch), shared_images, crop),
+        val_data=data_context(net, "val", backend, data.get("val_batch", arch.val_batch), shared_images, crop),
         pad_layers=net.name == "netbase",  # the 2014 netbase used separate padding layers (v0 templates only)
     )
 
@@ -202,8 +203,11 @@ class NetPlan:
 
 def plan_net(net, net_dir, data_dir, backend="lmdb", overrides=None, shared_images=False, image_list=IMAGE_LIST,
              image_root=IMAGE_ROOT, templates_dir=TEMPLATES_DIR) -> NetPlan:
-    """Compare the folder with a fresh rendering and its render record; writes nothing."""
+    """Compare the folder with a fresh rendering and its render record; writes nothing. overrides=None: the ones
+    the folder was last rendered with (`xfer render --set`), so a plain re-render keeps a user's schedule."""
     net_dir = Path(net_dir)
+    if overrides is None:
+        overrides = record.recorded_overrides(net_dir)
     texts = render_texts(net, backend, overrides, shared_images, templates_dir=templates_dir)
     links = link_targets(net, net_dir, data_dir, backend, shared_images, image_list, image_root)
     version = record.version_digest(templates_dir, dict(entry=dataclasses.asdict(net), overrides=overrides or {},
@@ -285,14 +289,16 @@ def held_error(held) -> XferError:
                          "no longer match its recipe)")
 
 
-def drift(nets, out_dir=RESULTS_DIR, data_dir=DATA_DIR, backend="lmdb", shared_images=False) -> list:
-    """Every file of out_dir that differs from a fresh rendering (missing, edited, wrong link), as text lines."""
+def drift(nets, out_dir=RESULTS_DIR, data_dir=DATA_DIR, backend="lmdb", shared_images=False, overrides=None) -> list:
+    """Every file of out_dir that differs from a fresh rendering (missing, edited, wrong link), as text lines.
+    The rendering uses `overrides` when given, else each folder's recorded ones (`xfer render --set`)."""
     out_dir, problems = Path(out_dir), []
     with tempfile.TemporaryDirectory(prefix="xfer-render-check.") as tmp:
         for net in nets:
             fresh = Path(tmp) / net.name
             fresh.mkdir()
-            for name, text in render_texts(net, backend, shared_images=shared_images).items():
+            used = overrides if overrides is not None else record.recorded_overrides(out_dir / net.name)
+            for name, text in render_texts(net, backend, used, shared_images=shared_images).items():
                 (fresh / name).write_text(text)
                 problems += compare_file(out_dir / net.name / name, fresh / name)
             for name, target in link_targets(net, out_dir / net.name, data_dir, backend, shared_images).items():
