@@ -4,6 +4,9 @@
   imagenet_solver.prototxt, imagenet_train.prototxt, imagenet_val.prototxt   (rendered, deterministic)
   imagenet_mean.binaryproto, imagenet_{train,val}_{lmdb|leveldb} -> <data dir>  (relative links)
   basenet -> ../<base>                                                        (nets with a base)
+  caffe_imagenet_train_iter_<max_iter> -> caffe_imagenet_train_iter_<max_iter>.caffemodel
+      the final snapshot under its 2014 name (no extension), so the original README's `caffe.bin train ...
+      -weights basenet/caffe_imagenet_train_iter_450000` works as written; it dangles until the net finishes
 With shared images (the datasets' disk-saving mode) the data layers read list files through an ImageData layer:
   imagenet_{train,val}_images.txt -> <data dir>/<dataset>/images.txt, imagenet_images -> <data dir>/_images.
 Render never deletes or rewrites anything but its own files; logs and snapshots stay.
@@ -117,8 +120,8 @@ def render_texts(net, backend="lmdb", overrides=None, shared_images=False, flavo
 
 
 def link_targets(net, net_dir, data_dir, backend="lmdb", shared_images=False, image_list=IMAGE_LIST,
-                 image_root=IMAGE_ROOT) -> dict:
-    """{link name: relative target} for a net folder."""
+                 image_root=IMAGE_ROOT, schedule=None) -> dict:
+    """{link name: relative target} for a net folder; `schedule`: the rendered one (overrides applied)."""
     net_dir, data_dir = os.path.abspath(net_dir), os.path.abspath(data_dir)
 
     def rel(*parts):
@@ -134,14 +137,24 @@ def link_targets(net, net_dir, data_dir, backend="lmdb", shared_images=False, im
         links["imagenet_images"] = rel(image_root)
     if net.base:
         links["basenet"] = os.path.join("..", net.base)
+    alias = (schedule or net.schedule).final_alias
+    if "/" not in alias:  # a snapshot_prefix naming another folder: that folder is not render's to make
+        links[alias] = alias + ".caffemodel"
     return links
+
+
+def is_snapshot_alias(path) -> bool:
+    """A link `<prefix>_iter_N` -> `<prefix>_iter_N.caffemodel`, as link_targets makes them."""
+    return path.is_symlink() and os.readlink(path) == path.name + ".caffemodel"
 
 
 def stale_links(net_dir, links) -> list:
     """Links this command wrote before for another backend or data mode (only ever these are removed)."""
     names = [f"imagenet_{p}_{b}" for p in ("train", "val") for b in BACKENDS] + ["imagenet_images"]
     names += [f"imagenet_{p}_images.txt" for p in ("train", "val")]
-    return [net_dir / n for n in names if n not in links and (net_dir / n).is_symlink()]
+    stale = [net_dir / n for n in names if n not in links and (net_dir / n).is_symlink()]
+    # the 2014-name link of another max_iter or prefix (a render with other overrides)
+    return stale + sorted(p for p in net_dir.glob("*_iter_*") if p.name not in links and is_snapshot_alias(p))
 
 
 def write_rendered(path, text) -> None:
@@ -181,10 +194,13 @@ def render_net(net, net_dir, data_dir, backend="lmdb", overrides=None, shared_im
     for name, text in texts.items():
         if not (net_dir / name).exists() or name in changed:
             write_rendered(net_dir / name, text)
-    links = link_targets(net, net_dir, data_dir, backend, shared_images, image_list, image_root)
+    schedule = dataclasses.replace(net.schedule, **split_overrides(overrides)[0])
+    links = link_targets(net, net_dir, data_dir, backend, shared_images, image_list, image_root, schedule)
     for stale in stale_links(net_dir, links):
         stale.unlink()
     for name, target in links.items():
+        if name == schedule.final_alias and (net_dir / name).is_file() and not (net_dir / name).is_symlink():
+            continue  # a 2014 snapshot of that very name (copied from the original tree): what the link would name
         write_link(net_dir / name, target)
     return net_dir
 
@@ -209,6 +225,8 @@ def drift(nets, out_dir=RESULTS_DIR, data_dir=DATA_DIR, backend="lmdb", shared_i
                 problems += compare_file(out_dir / net.name / name, fresh / name)
             for name, target in link_targets(net, out_dir / net.name, data_dir, backend, shared_images).items():
                 have = out_dir / net.name / name
+                if name == net.schedule.final_alias and have.is_file() and not have.is_symlink():
+                    continue  # a 2014 snapshot of that name stands in for the link
                 if not have.is_symlink():
                     problems.append(f"{have}: missing link (should point to {target})")
                 elif os.readlink(have) != target:

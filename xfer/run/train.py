@@ -22,8 +22,8 @@ from ..logs.tail import log_progress, read_tail
 from ..nets import registry
 from ..paths import write_text_atomic
 from ..progress import say
-from .netdir import (LOCK_FILE, SOLVER_FILE, final_snapshot_path, is_finished, net_dir, now_iso, read_status,
-                     snapshots, solver_schedule, write_status)
+from .netdir import (LOCK_FILE, SOLVER_FILE, final_snapshot_path, is_finished, link_final_alias, net_dir, now_iso,
+                     read_status, snapshots, solver_schedule, write_status)
 
 CPU_SOLVER = ".xfer_solver_cpu.prototxt"
 POLL_SECONDS = 2.0
@@ -205,6 +205,7 @@ def finish(net, folder, results, fields, quiet) -> int:
     """After Caffe exits cleanly at max_iter: check frozen layers (transfer and nolearn nets) and record it."""
     from . import surgery  # lazy for start-up, as in start_args
     fields["state"] = "finished"
+    link_final_alias(net, results)
     code = 0
     if net.frozen_layers():
         report = surgery.verify(net, results)
@@ -224,6 +225,7 @@ def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS
     tell = (lambda *a: None) if quiet else say
     if is_finished(net, results):
         tell(f"{net.name}: finished already ({final_snapshot_path(net, results).name})")
+        link_final_alias(net, results)
         if net.frozen_layers() and "verify" not in read_status(folder):
             return finish(net, folder, results, {}, quiet)
         return 0
