@@ -138,3 +138,18 @@ def test_rerender_with_another_max_iter_moves_the_alias(tmp_path):
     (folder / "caffe_imagenet_train_iter_40").write_bytes(b"2014 weights")
     render.render_net(net, folder, tmp_path / "data", overrides={"max_iter": 40})
     assert (folder / "caffe_imagenet_train_iter_40").read_bytes() == b"2014 weights"
+
+
+def test_train_links_the_alias_in_a_folder_rendered_before_it(tmp_path):
+    from xfer.nets import render
+    net = registry.get(BASE, "mini")
+    render.render_net(net, tmp_path / BASE, tmp_path / "data", overrides={"max_iter": 30})
+    alias = tmp_path / BASE / "caffe_imagenet_train_iter_30"
+    alias.unlink()
+    netdir.link_final_alias(net, tmp_path)  # what `xfer train` does when a net finishes (or had finished)
+    assert os.readlink(alias) == "caffe_imagenet_train_iter_30.caffemodel"
+    netdir.link_final_alias(net, tmp_path)  # again: nothing to do
+    alias.unlink()
+    alias.write_bytes(b"2014 weights")
+    netdir.link_final_alias(net, tmp_path)
+    assert alias.read_bytes() == b"2014 weights"
