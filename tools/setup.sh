@@ -61,6 +61,9 @@ link_caffe() {
   for t in caffe convert_imageset compute_image_mean upgrade_net_proto_text upgrade_solver_proto_text; do
     [ -x "$prefix/bin/$t" ] && ln -sfn "$prefix/bin/$t" "$VENV/bin/$t"
   done
+  # caffe.bin: the name the original README copies into a results folder (`cp .../caffe.bin .`); the same binary,
+  # whose RUNPATH names the build's lib/ by absolute path, so a copy runs from anywhere on this machine.
+  ln -sfn "$prefix/bin/caffe" "$VENV/bin/caffe.bin"
   # pycaffe's net drawer with the venv's Python (its own shebang names the system's): draw_net NET.prototxt OUT.png
   printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$VENV/bin/python" "$prefix/python/draw_net.py" >"$VENV/bin/draw_net"
   chmod +x "$VENV/bin/draw_net"

@@ -13,7 +13,8 @@ from pathlib import Path
 from .errors import XferError
 from .paths import VENV_DIR
 
-TOOLS = ("caffe", "convert_imageset", "compute_image_mean", "upgrade_net_proto_text")
+# caffe.bin: the same binary under the name the original README copies into a results folder (tools/setup.sh)
+TOOLS = ("caffe", "caffe.bin", "convert_imageset", "compute_image_mean", "upgrade_net_proto_text")
 BUILD_RECORD = VENV_DIR / "caffe-build.json"
 SETUP_FIX = "run `make setup` in the repository root"
 

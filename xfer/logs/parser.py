@@ -3,9 +3,10 @@
 Reads both the original repository's layout (`results/<net>/*.o<job>.gz`, 2014 logs: `I0418 20:41:08.074206 8087
 solver.cpp:123] Test score #0: 0.597`) and the kit's own (`results/<net>/<yymmdd_hhmmss>_<net>.log`, Caffe 1.0 with
 glog 0.6: `I20261125 19:16:03.289494 ... Test net output #0: accuracy = 0.108`), plain or gzip, several files per
-net. A restarted run repeats iterations: for an iteration seen twice the record with the latest time stamp wins
-(2014 stamps have no year: see lines.resolve_times). Truncated or garbled lines are counted per file and
-reported, never fatal.
+net, and any other Caffe log of the folder whatever its name (`log_file` of a by-hand `caffe.bin train`,
+`slurm-123.out`, ...: see discover.py). A restarted run repeats iterations: for an iteration seen twice the
+record with the latest time stamp wins (2014 stamps have no year: see lines.resolve_times). Truncated or garbled
+lines are counted per file and reported, never fatal.
 
     log = parse_net_dir("results/transfer0A0B_1_3")
     log.tests["accuracy"].value, log.loss.iter, log.seconds_per_iter()
@@ -34,11 +35,11 @@ except ImportError:  # pragma: no cover - the kit pins isal; zlib gives the same
     inflate = zlib
 
 from . import cache as parse_cache
+from .discover import find_logs
 from .lines import year_hint_from
 from .scan import join_logs, scan_buffer
 from .series import FIELD_TYPES, Series, make_digest
 
-LOG_GLOBS = ("*.log", "*.log.gz", "*.[eo][0-9]*", "*.[eo]*.gz")
 PARALLEL_BYTES = 4 << 20  # below this much compressed input a process pool costs more than it saves
 
 
@@ -115,16 +116,6 @@ class NetLog:
             if f.truncated:
                 out.append(f"{Path(f.path).name}: gzip stream ends early (the readable part is used)")
         return out
-
-
-def find_logs(folder) -> list:
-    """The log files of a net folder, in name order (the kit's and the paper's names start with a timestamp)."""
-    try:
-        entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    names = sorted(e.name for e in entries if e.is_file() and any(fnmatch.fnmatchcase(e.name, g) for g in LOG_GLOBS))
-    return [Path(folder) / name for name in names]
 
 
 def read_log(path):

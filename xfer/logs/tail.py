@@ -5,6 +5,8 @@ import os
 import re
 from pathlib import Path
 
+from .discover import find_logs, newest_log
+
 # glog prefixes: `I20261125 19:16:03.289494` (glog 0.6, year included) or `I0418 20:41:08.074206` (2014 logs).
 LOG_TIME_RE = re.compile(r"^[IWEF](\d{8}|\d{4}) (\d\d:\d\d:\d\d\.\d+)")
 ITER_RE = re.compile(r"\] Iteration (\d+)")
@@ -14,8 +16,8 @@ TAIL_BYTES = 256 * 1024
 
 
 def log_files(folder) -> list[Path]:
-    """The folder's training logs, oldest first (names start with a sortable timestamp)."""
-    return sorted(p for p in Path(folder).glob("*.log") if p.is_file())
+    """The folder's Caffe logs, whatever their names (discover.py), in name order (the kit's: oldest first)."""
+    return find_logs(folder)
 
 
 def parse_log_time(prefix_date: str, clock: str, year: int):
@@ -67,10 +69,9 @@ def read_tail(path, size=TAIL_BYTES) -> list[str]:
 
 def log_progress(folder) -> dict:
     """Progress from the newest log's tail: iteration, last test outputs, iterations/second over the tail."""
-    found = log_files(folder)
-    if not found:
+    newest = newest_log(folder)
+    if newest is None:
         return {}
-    newest = found[-1]
     info = scan_log_lines(read_tail(newest))
     points = info.pop("points")
     info["rate"] = None

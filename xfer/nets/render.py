@@ -4,6 +4,9 @@
   imagenet_solver.prototxt, imagenet_train.prototxt, imagenet_val.prototxt   (rendered, deterministic)
   imagenet_mean.binaryproto, imagenet_{train,val}_{lmdb|leveldb} -> <data dir>  (relative links)
   basenet -> ../<base>                                                        (nets with a base)
+  caffe_imagenet_train_iter_<max_iter> -> caffe_imagenet_train_iter_<max_iter>.caffemodel
+      the final snapshot under its 2014 name (no extension), so the original README's `caffe.bin train ...
+      -weights basenet/caffe_imagenet_train_iter_450000` works as written; it dangles until the net finishes
 With shared images (the datasets' disk-saving mode) the data layers read list files through an ImageData layer:
   imagenet_{train,val}_images.txt -> <data dir>/<dataset>/images.txt, imagenet_images -> <data dir>/_images.
 Render never deletes or rewrites anything but its own files; logs and snapshots stay.
@@ -119,8 +122,8 @@ def render_texts(net, backend="lmdb", overrides=None, shared_images=False, flavo
 
 
 def link_targets(net, net_dir, data_dir, backend="lmdb", shared_images=False, image_list=IMAGE_LIST,
-                 image_root=IMAGE_ROOT) -> dict:
-    """{link name: relative target} for a net folder."""
+                 image_root=IMAGE_ROOT, schedule=None) -> dict:
+    """{link name: relative target} for a net folder; `schedule`: the rendered one (overrides applied)."""
     net_dir, data_dir = os.path.abspath(net_dir), os.path.abspath(data_dir)
 
     def rel(*parts):
@@ -136,14 +139,24 @@ def link_targets(net, net_dir, data_dir, backend="lmdb", shared_images=False, im
         links["imagenet_images"] = rel(image_root)
     if net.base:
         links["basenet"] = os.path.join("..", net.base)
+    alias = (schedule or net.schedule).final_alias
+    if "/" not in alias:  # a snapshot_prefix naming another folder: that folder is not render's to make
+        links[alias] = alias + ".caffemodel"
     return links
+
+
+def is_snapshot_alias(path) -> bool:
+    """A link `<prefix>_iter_N` -> `<prefix>_iter_N.caffemodel`, as link_targets makes them."""
+    return path.is_symlink() and os.readlink(path) == path.name + ".caffemodel"
 
 
 def stale_links(net_dir, links) -> list:
     """Links this command wrote before for another backend or data mode (only ever these are removed)."""
     names = [f"imagenet_{p}_{b}" for p in ("train", "val") for b in BACKENDS] + ["imagenet_images"]
     names += [f"imagenet_{p}_images.txt" for p in ("train", "val")]
-    return [net_dir / n for n in names if n not in links and (net_dir / n).is_symlink()]
+    stale = [net_dir / n for n in names if n not in links and (net_dir / n).is_symlink()]
+    # the 2014-name link of another max_iter or prefix (a render with other overrides)
+    return stale + sorted(p for p in net_dir.glob("*_iter_*") if p.name not in links and is_snapshot_alias(p))
 
 
 def write_rendered(path, text) -> None:
@@ -163,6 +176,18 @@ def write_link(path, target) -> None:
         tmp.unlink()
     os.symlink(target, tmp)
     os.replace(tmp, path)  # atomic: the old link or the new one, never none
+
+
+def rendered_schedule(net, overrides):
+    """The net's schedule with the schedule overrides applied (what its solver file says)."""
+    return dataclasses.replace(net.schedule, **split_overrides(overrides, net.spec())[0])
+
+
+def is_kept_snapshot(path, alias) -> bool:
+    """A real 2014 snapshot under the final snapshot's old name (copied from the original tree): it stands in
+    for the link `<prefix>_iter_<max_iter>` that render would make, so it is neither replaced nor in the way."""
+    path = Path(path)
+    return path.name == alias and path.is_file() and not path.is_symlink()
 
 
 def is_trained(net_dir) -> bool:
@@ -185,6 +210,7 @@ class NetPlan:
     blocked: list = dataclasses.field(default_factory=list)  # a real file or folder where a link belongs
     trained: bool = False
     recorded: bool = True                         # the folder had a render record
+    alias: str = ""                               # the final snapshot's 2014 name (a link, or a kept 2014 file)
 
     def recipe_changes(self) -> list:
         return self.updates + self.edited + self.relinks
@@ -209,12 +235,14 @@ def plan_net(net, net_dir, data_dir, backend="lmdb", overrides=None, shared_imag
     if overrides is None:
         overrides = record.recorded_overrides(net_dir)
     texts = render_texts(net, backend, overrides, shared_images, templates_dir=templates_dir)
-    links = link_targets(net, net_dir, data_dir, backend, shared_images, image_list, image_root)
+    schedule = rendered_schedule(net, overrides)
+    alias = schedule.final_alias
+    links = link_targets(net, net_dir, data_dir, backend, shared_images, image_list, image_root, schedule)
     version = record.version_digest(templates_dir, dict(entry=dataclasses.asdict(net), overrides=overrides or {},
                                                         backend=backend, shared_images=shared_images))
     new_record = record.make_record(net.name, net.suite, {n: record.text_sha256(t) for n, t in texts.items()},
                                     links, overrides, backend, shared_images, version)
-    plan = NetPlan(net, net_dir, texts, links, new_record, trained=is_trained(net_dir))
+    plan = NetPlan(net, net_dir, texts, links, new_record, trained=is_trained(net_dir), alias=alias)
     last = record.read_record(net_dir)
     plan.recorded, last = last is not None, (last or {}).get("files", {})
     for name in texts:
@@ -225,7 +253,8 @@ def plan_net(net, net_dir, data_dir, backend="lmdb", overrides=None, shared_imag
             (plan.updates if have == last.get(name) else plan.edited).append(name)
     plan.relinks = [n for n, t in links.items() if (net_dir / n).is_symlink() and os.readlink(net_dir / n) != t]
     plan.relinks += [p.name for p in stale_links(net_dir, links)]
-    plan.blocked = [n for n in links if (net_dir / n).exists() and not (net_dir / n).is_symlink()]
+    plan.blocked = [n for n in links if (net_dir / n).exists() and not (net_dir / n).is_symlink()
+                    and not is_kept_snapshot(net_dir / n, alias)]
     return plan
 
 
@@ -238,7 +267,8 @@ def apply_plan(plan, force=False) -> None:
     for stale in stale_links(plan.folder, plan.links):
         stale.unlink()
     for name, target in plan.links.items():
-        write_link(plan.folder / name, target)
+        if not is_kept_snapshot(plan.folder / name, plan.alias):
+            write_link(plan.folder / name, target)
     record.write_record(plan.folder, **{k: v for k, v in plan.record.items() if k != "format"})
 
 
@@ -301,8 +331,12 @@ def drift(nets, out_dir=RESULTS_DIR, data_dir=DATA_DIR, backend="lmdb", shared_i
             for name, text in render_texts(net, backend, used, shared_images=shared_images).items():
                 (fresh / name).write_text(text)
                 problems += compare_file(out_dir / net.name / name, fresh / name)
-            for name, target in link_targets(net, out_dir / net.name, data_dir, backend, shared_images).items():
+            schedule = rendered_schedule(net, used)
+            for name, target in link_targets(net, out_dir / net.name, data_dir, backend, shared_images,
+                                             schedule=schedule).items():
                 have = out_dir / net.name / name
+                if is_kept_snapshot(have, schedule.final_alias):
+                    continue  # a 2014 snapshot of that name stands in for the link
                 if not have.is_symlink():
                     problems.append(f"{have}: missing link (should point to {target})")
                 elif os.readlink(have) != target:

@@ -32,6 +32,12 @@ class Schedule:
     # None: left out (Caffe seeds from the clock, as the paper did). A number makes a CPU run repeatable.
     random_seed: "int | None" = None
 
+    @property
+    def final_alias(self) -> str:
+        """The final snapshot's 2014 name, without the extension Caffe 1.0 adds: what the original README's
+        `-weights basenet/caffe_imagenet_train_iter_450000` names (a link to the .caffemodel in each net folder)."""
+        return f"{self.snapshot_prefix}_iter_{self.max_iter}"
+
 
 @dataclass(frozen=True)
 class Suite:

@@ -92,6 +92,19 @@ def final_snapshot_path(net, results) -> Path:
     return folder / f"{sched['snapshot_prefix']}_iter_{sched['max_iter']}.caffemodel"
 
 
+def link_final_alias(net, results) -> None:
+    """The final snapshot under its 2014 name too (`caffe_imagenet_train_iter_<max_iter>`, no extension), as the
+    original README's `-weights basenet/...` names it. `xfer render` makes this link; a folder rendered before it
+    gets it here. A file or link of that name already there is left alone."""
+    final = final_snapshot_path(net, results)
+    alias = final.with_name(final.name.removesuffix(".caffemodel"))
+    if alias.parent == net_dir(results, net.name) and not (alias.exists() or alias.is_symlink()):
+        try:
+            alias.symlink_to(final.name)
+        except FileExistsError:  # made by another process just now
+            pass
+
+
 def is_finished(net, results) -> bool:
     """A net is finished when its final snapshot (iteration max_iter) is complete: the file transfers start from.
 

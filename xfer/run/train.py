@@ -23,7 +23,8 @@ from ..nets import registry
 from ..paths import write_text_atomic
 from ..progress import say
 from . import checks
-from .netdir import (LOCK_FILE, SNAPSHOT_RE, SOLVER_FILE, final_snapshot_path, is_finished, net_dir, now_iso,
+from .netdir import (LOCK_FILE, SNAPSHOT_RE, SOLVER_FILE, final_snapshot_path, is_finished, link_final_alias, net_dir,
+                     now_iso,
                      read_status, snapshots, solver_schedule, write_status)
 
 CPU_SOLVER = ".xfer_solver_cpu.prototxt"
@@ -269,6 +270,7 @@ def finish(net, folder, results, fields, quiet) -> int:
     """After Caffe exits cleanly at max_iter: check frozen layers (transfer and nolearn nets) and record it."""
     from . import surgery  # lazy for start-up, as in start_args
     fields["state"] = "finished"
+    link_final_alias(net, results)
     code = 0
     if net.frozen_layers():
         report = surgery.verify(net, results)
@@ -289,6 +291,7 @@ def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS
     tell = (lambda *a: None) if quiet else say
     if is_finished(net, results) and not checks.finished_but_stale(net, folder, force):
         tell(f"{net.name}: finished already ({final_snapshot_path(net, results).name})")
+        link_final_alias(net, results)
         if net.frozen_layers() and "verify" not in read_status(folder):
             return finish(net, folder, results, {}, quiet)
         return 0
