@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import xfer
-from xfer.analysis import activations, probe, similarity
+from xfer.analysis import activations, layerwise, probe, similarity
 from xfer.nets import registry
 from xfer.run import train
 
@@ -129,7 +129,7 @@ def test_probe_command_on_a_real_base(tree, tmp_path):
     assert all(0 <= acc <= 1 for acc in result["accuracy"].values())
     assert result["accuracy"]["data"] > 0.8  # the tiny classes differ in brightness: the pixels separate them
     assert (tmp_path / "probe_half0A_half0B.png").stat().st_size > 0
-    families = probe.trained_families(tree, "half0A", "half0B", "mini")
+    families = probe.trained_families(tree, "half0A", "half0B")
     assert set(families) == {"baseB", "AnB", "AnB+"} and list(families["AnB"]) == [3]
     assert families["baseB"][0]["nets"] == ["half0B"]
 
@@ -145,3 +145,18 @@ def test_unfinished_and_unknown_nets_are_refused(tree, tmp_path):
     bad_layer = xfer("similarity", "half0B", "half0A", "--layers", "conv9", "--results", str(tree))
     assert bad_layer.returncode == 2 and "conv9" in bad_layer.stderr
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+@pytest.mark.caffe
+def test_layerwise_figures_of_a_tree(tree, tmp_path):
+    """What the demo and the notebook draw: the trained nets of the first split with both bases trained."""
+    assert layerwise.choose(tree) == {"A": "half0A", "B": "half0B", "AnB": ["transfer0A0B_1_3"],
+                                      "BnB": ["transfer0B0B_1_3"]}  # transfer0A0B_1_5 is rendered, not trained
+    written = layerwise.draw_all(tree, tmp_path / "figures")
+    assert sorted(p.name for p in written) == ["probe_half0A_half0B.pdf", "probe_half0A_half0B.png",
+                                               "similarity_half0B.pdf", "similarity_half0B.png"]
+    cka = json.loads((tmp_path / "figures" / "similarity_half0B.json").read_text())["cka"]
+    assert list(cka) == ["half0A", "transfer0A0B_1_3", "transfer0B0B_1_3"]
+    lines = []
+    assert layerwise.draw_all(tmp_path / "figures", tmp_path / "none", log=lines.append) == []
+    assert lines and "skipped" in lines[0] and not (tmp_path / "none").exists()

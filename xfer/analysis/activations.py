@@ -39,6 +39,17 @@ def net_folder(results, name) -> Path:
                         "or give the path of a net folder")
 
 
+def described(results) -> list:
+    """(registry net, folder) of every rendered net folder of a results tree whose name the registry's grammar
+    takes (in any suite: the names are the paper's)."""
+    found = []
+    for folder in sorted(Path(results).iterdir()) if Path(results).is_dir() else []:
+        net = registry.describe(folder.name) if (folder / netdir.SOLVER_FILE).is_file() else None
+        if net is not None:
+            found.append((net, folder))
+    return found
+
+
 def database_of(folder) -> Path:
     """The database a dataset folder (<data dir>/<dataset>) or a net's val link (imagenet_val_lmdb) holds."""
     folder = Path(folder)

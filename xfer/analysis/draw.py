@@ -1,6 +1,7 @@
 """The figures of the layer-by-layer analysis, built without pyplot (scripts, tests and Jupyter alike):
 a heatmap of linear CKA against a reference net, and probe accuracy per layer beside the trained AnB / AnB+ curves
 (in Figure 2's markers)."""
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -15,8 +16,8 @@ def cka_heatmap(result, labels=None):
     values = np.array([[result["cka"][name][layer] for layer in layers] for name in names], dtype=float)
     fig = Figure(figsize=(1.2 + 0.62 * len(layers) + 2.6, 1.4 + 0.36 * len(names)))
     ax = fig.add_subplot(1, 1, 1)
-    image = ax.imshow(np.ma.masked_invalid(values), vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-    image.cmap.set_bad("0.8")  # a dead layer (no variance on the probe set): no CKA
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.8")  # grey: a dead layer (no variance), no CKA
+    image = ax.imshow(np.ma.masked_invalid(values), vmin=0.0, vmax=1.0, cmap=cmap, aspect="auto")
     for (row, col), value in np.ndenumerate(values):
         text = "–" if np.isnan(value) else f"{value:.2f}"
         ax.text(col, row, text, ha="center", va="center", fontsize=7, color="black" if value > 0.6 else "white")

@@ -93,23 +93,22 @@ def probe(folder, train_db, valid_db, layers=PROBE_LAYERS, train_count=TRAIN_IMA
             "chance": chance(valid_y), "max_features": max_features}
 
 
-def trained_nets(base, dataset, suite) -> list:
-    """The registry's nets to draw beside the probe: the transfers from `base` that train on `dataset` (AnB, AnB+)
-    and the base net of `dataset` itself (baseB)."""
-    train_data = f"{dataset}_train"
+def trained_nets(results, base, dataset) -> list:
+    """The nets of the tree to draw beside the probe: the transfers from `base` that train on `dataset` (AnB,
+    AnB+) and the base net of `dataset` itself (baseB)."""
     names = []
-    for net in registry.nets(suite):
-        if net.train_data != train_data:
+    for net, folder in activations.described(results):
+        if net.train_data != f"{dataset}_train":
             continue
-        if (net.family == "base") or (net.base == base and net.family in ("transfer", "transfer-ft")):
-            names.append(net.name)
+        if net.family == "base" or (net.base == base and net.family in ("transfer", "transfer-ft")):
+            names.append(folder.name)
     return names
 
 
-def trained_families(results, base, dataset, suite) -> dict:
+def trained_families(results, base, dataset) -> dict:
     """summary.families of the trained AnB, AnB+ and baseB nets that have logs in `results` ({} when none)."""
     from ..report import summary  # lazy: the probe itself never reads logs
-    names = [name for name in trained_nets(base, dataset, suite) if (Path(results) / name).is_dir()]
+    names = trained_nets(results, base, dataset)
     numbers, _ = summary.load(results, names) if names else ({}, {})
     return summary.families({name: row for name, row in numbers.items() if row.get("top1") is not None})
 

@@ -15,7 +15,7 @@ def run_probe(args) -> int:
     train_db, valid_db = probe.dataset_databases(data_dir, args.data)
     result = probe.probe(folder, train_db, valid_db, parse_layers(args.layers, probe.PROBE_LAYERS),
                          args.train_images, args.valid_images)
-    families = probe.trained_families(folder.parent, folder.name, args.data, args.suite)
+    families = probe.trained_families(folder.parent, folder.name, args.data)
     print(probe.table(result))
     for path in probe.write(result, families, Path(args.out) / f"probe_{folder.name}_{args.data}"):
         print(path)
@@ -33,7 +33,7 @@ def register(sub):
     p.add_argument("--train-images", type=int, default=probe.TRAIN_IMAGES, help="images the probe is fit on")
     p.add_argument("--valid-images", type=int, default=probe.VALID_IMAGES, help="images it is scored on")
     p.add_argument("--suite", default=registry.default_suite(), choices=registry.suite_names(),
-                   help="which suite's results tree is the default, and whose AnB / AnB+ nets the figure shows")
+                   help="which suite's results tree is the default")
     p.add_argument("--results", help="the results tree (default: the suite's)")
     p.add_argument("--out", default=str(PLOTS_DIR), help="where the numbers and figure go (default: plots/)")
     p.set_defaults(func=run_probe)
