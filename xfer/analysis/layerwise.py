@@ -13,7 +13,7 @@ from ..errors import XferError
 from ..nets import registry
 
 SIMILARITY_IMAGES = 500
-PROBE_TRAIN, PROBE_VALID = 1000, 500
+PROBE_TRAIN, PROBE_VALID = 600, 400  # a few hundred: the probe's fits are most of this step's time
 
 
 def is_trained(folder) -> bool:

@@ -51,8 +51,10 @@ def fit_score(train_x, train_y, valid_x, valid_y, regularisation=REGULARISATION)
         raise XferError("the probe's training images hold a single class",
                         fix="use more training images (--train-images) or another dataset")
     model = make_pipeline(StandardScaler(), LogisticRegression(C=regularisation, max_iter=2000))
-    model.fit(np.asarray(train_x, np.float64), train_y)
-    return float(model.score(np.asarray(valid_x, np.float64), valid_y))
+    with activations.one_blas_thread():
+        model.fit(np.asarray(train_x, np.float64), train_y)
+        return float(model.score(np.asarray(valid_x, np.float64), valid_y))
+
 
 
 def chance(labels) -> float:

@@ -71,7 +71,8 @@ def compare(folders, layers=registry.LAYERS, probe_db=None, count=activations.DE
     rows = {}
     for folder in folders[1:]:
         acts = activations.activations(folder, images, layers)
-        rows[folder.name] = {layer: linear_cka(reference[layer], acts[layer]) for layer in layers}
+        with activations.one_blas_thread():
+            rows[folder.name] = {layer: linear_cka(reference[layer], acts[layer]) for layer in layers}
         say(f"   {folder.name}: " + " ".join(f"{layer} {rows[folder.name][layer]:.3f}" for layer in layers))
     return {"reference": folders[0].name, "probe": str(probe_db), "images": len(images), "layers": list(layers),
             "cka": rows}
