@@ -142,6 +142,9 @@ def test_unfinished_and_unknown_nets_are_refused(tree, tmp_path):
     assert "has not finished training" in unfinished.stderr and "xfer run transfer0A0B_1_5" in unfinished.stderr
     unknown = xfer("probe", "half0A", "--data", "half7Z", "--suite", "mini", "--results", str(tree))
     assert unknown.returncode == 2 and "no dataset half7Z_train" in unknown.stderr
+    no_db = xfer("similarity", "half0B", "half0A", "--data", "half7Z_valid", "--results", str(tree))
+    assert no_db.returncode == 2 and "no LMDB or LevelDB database here" in no_db.stderr
+    assert "half7Z_valid" in no_db.stderr
     bad_layer = xfer("similarity", "half0B", "half0A", "--layers", "conv9", "--results", str(tree))
     assert bad_layer.returncode == 2 and "conv9" in bad_layer.stderr
     assert list(tmp_path.iterdir()) == []  # nothing half-written
