@@ -1,8 +1,11 @@
 """`xfer demo --quick` end to end on the real Fashion-MNIST with real Caffe: figure, table, frozen layers, re-run."""
 import csv
 import json
+import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +39,36 @@ def test_quick_demo_draws_figure_2(quick_demo):
         assert png.stat().st_size > 10_000, "a figure with markers and axes is bigger than an empty canvas"
         assert str(png) in proc.stdout
         assert (out / "figures" / f"figure2_{style}.pdf").stat().st_size > 0
+
+
+def test_quick_demo_draws_the_layer_by_layer_figures(quick_demo):
+    out, proc = quick_demo
+    for base in ("similarity_half0B", "probe_half0A_half0B"):
+        png = out / "figures" / f"{base}.png"
+        assert png.stat().st_size > 10_000 and str(png) in proc.stdout
+        assert (out / "figures" / f"{base}.pdf").stat().st_size > 0
+    cka = json.loads((out / "figures" / "similarity_half0B.json").read_text())["cka"]
+    assert list(cka) == ["half0A"] + [f"transfer0{x}0B_1_{n}" for x in "AB" for n in demo.QUICK_N]
+    assert [cka["transfer0A0B_1_7"][layer] for layer in registry.LAYERS[:7]] == \
+        [cka["half0A"][layer] for layer in registry.LAYERS[:7]]  # AnB's frozen layers 1..7 are A's
+    assert min(cka["half0A"].values()) < 0.9  # two bases trained on different classes
+    found = json.loads((out / "figures" / "probe_half0A_half0B.json").read_text())
+    assert found["train_images"] == 600 and found["valid_images"] == 400
+    assert all(found["chance"] + 0.2 < acc <= 1 for acc in found["accuracy"].values())
+
+
+def test_docs_layer_by_layer_commands_run_on_the_demo_tree(quick_demo, tmp_path):
+    """The two commands of docs/figures.md as written, on this demo's tree in place of the default one."""
+    out, _ = quick_demo
+    text = (Path(__file__).resolve().parent.parent / "docs" / "figures.md").read_text()
+    commands = re.findall(r"^xfer (similarity|probe) (.*)$", text, re.M)
+    assert [verb for verb, _ in commands] == ["similarity", "probe"]
+    for verb, rest in commands:
+        args = [a.replace("~/.cache/xfer/demo/results", str(out / "results")).replace("plots/", str(tmp_path))
+                for a in shlex.split(rest)]
+        done = subprocess.run([sys.executable, "-m", "xfer.cli", verb, *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "similarity_half0B.png").is_file() and (tmp_path / "probe_half0A_half0B.png").is_file()
 
 
 def test_quick_demo_table_has_every_net(quick_demo):

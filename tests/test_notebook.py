@@ -48,6 +48,7 @@ def test_executes_on_the_paper_logs(paper_dir, tmp_path, tmp_path_factory, monke
     text = outputs_text(nb)
     assert f"results: {paper_dir / 'results'} (from XFER_RESULTS)" in text
     assert "half0A" in text and "baseB" in text and "0: 0.6251" in text
+    assert "layer by layer: skipped" in text  # logs without weights: no CKA or probe, and it says so
     for base in ("result_transfer", "result_transfer_lines", "result_transfer_lines_notext",
                  "result_random_nm_combined", "result_reduced", "result_reduced_log"):
         assert (tmp_path / f"{base}.pdf").stat().st_size > 0 and (tmp_path / f"{base}.png").stat().st_size > 0

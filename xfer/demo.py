@@ -8,6 +8,7 @@ Each step is the stage a full-scale run uses, called on a small tree under --out
   render  the mini suite's nets from the registry and templates                       (`xfer render`)
   train   bases, then selffer BnB/BnB+ and transfer AnB/AnB+ for n = 1..7 on CPU slots (`xfer run`)
   report  the summary table and the paper's Figure 2                                  (`xfer summary`, `xfer plot`)
+  layers  linear CKA against base B and linear probes of base A, layer by layer    (`xfer similarity`, `xfer probe`)
 Every step keeps what is done, so running it again only does what is missing.
 """
 import json
@@ -15,6 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
+from .analysis import layerwise
 from .data import databases, fashion, lists, splits
 from .errors import XferError
 from .nets import registry, render
@@ -158,6 +160,14 @@ def report(results, out, names) -> dict:
     return {"numbers": numbers, "figures": [str(f) for f in figure_files], "verified": verified}
 
 
+def layer_by_layer(results, out, seed) -> list:
+    """The similarity heatmap and the probe figure of the first seed's nets, beside Figure 2 (PNG and PDF paths)."""
+    started = step("layer by layer: linear CKA against base B, linear probes of base A's frozen layers on B")
+    written = layerwise.draw_all(results, out / "figures", split=seed, log=say)
+    done(started)
+    return [str(path) for path in written]
+
+
 def is_base_a(name) -> bool:
     net = registry.get(name, SUITE)
     return net.family == "base" and registry.trained_half(net) == "A"
@@ -203,6 +213,7 @@ def run_demo(out=None, seeds=(0,), quick=False, slots=1, force=False) -> int:
     render_nets(results, data, nets, force)
     code = train_nets(results, nets, slots)
     outcome = report(results, out, names)
+    outcome["figures"] += layer_by_layer(results, out, seeds[0])
     failed = [name for name, ok in outcome["verified"].items() if not ok]
     write_text_atomic(out / "demo.json", json.dumps(
         {"nets": names, "seconds": round(time.monotonic() - started, 1), "figures": outcome["figures"],

@@ -21,6 +21,8 @@ STAGE_MODULES = [
     "runner",      # the whole graph, locally or on SLURM; status
     "summary",     # logs -> the paper's numbers
     "figures",     # numbers -> the paper's figures
+    "similarity",  # trained nets -> linear CKA layer by layer
+    "probe",       # a trained base -> linear probes per layer for another task
     "demo",        # the whole study in miniature
     "rehearse",    # the paper's pipeline at full size on an ImageNet-shaped tree
 ]
@@ -37,7 +39,7 @@ def build_parser(modules=STAGE_MODULES) -> argparse.ArgumentParser:
 
 def parser_for(argv) -> argparse.ArgumentParser:
     """The parser for this command line. A verb named like its stage module (`xfer summary`) needs only that
-    module: importing all eleven costs ~0.15 s of start-up, which a cold `xfer summary` pays before any work.
+    module: importing every stage module costs ~0.15 s of start-up, which a cold `xfer summary` pays before any work.
     Anything else (`--help`, other verbs, a typo) gets the full menu."""
     verb = argv[0] if argv else None
     if verb in STAGE_MODULES:
