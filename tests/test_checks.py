@@ -207,6 +207,9 @@ def test_a_caffe_train_started_by_hand_is_not_doubled(tmp_path, tiny_render):
             assert f"kill -INT {hand.pid}" in refused.stderr
             assert "`xfer train half0B --suite mini` again" in refused.stderr
         assert not tail.log_files(folder) and hand.poll() is None
+        shown = xfer("status", "half0B", *MINI, "--results", str(out), "--json")
+        row = json.loads(shown.stdout)[0]
+        assert (row["state"], row["job"]) == ("running", f"by hand (pid {hand.pid})"), shown.stdout
     finally:
         hand.send_signal(signal.SIGINT)
         hand.wait(timeout=60)

@@ -4,7 +4,7 @@ import json
 from ..nets import registry
 from ..report import status
 from ..run import backends, runner
-from ..run.netdir import results_root, tree_suite
+from ..run.netdir import hand_trainings, results_root, tree_suite
 
 
 SUITE_HELP = "the registry's suite (default: the one --results was rendered for, else paper)"
@@ -23,8 +23,8 @@ def run_run(args) -> int:
 def run_status(args) -> int:
     args.suite = tree_suite(args.results, args.suite)
     results = results_root(args.results, args.suite)
-    queues = backends.queues()
-    rows = [status.net_state(net, results, queues) for net in registry.match(args.patterns, suite=args.suite)]
+    queues, by_hand = backends.queues(), hand_trainings()
+    rows = [status.net_state(net, results, queues, by_hand) for net in registry.match(args.patterns, suite=args.suite)]
     if args.json:
         print(json.dumps(rows, indent=1))
     else:

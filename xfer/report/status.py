@@ -1,8 +1,11 @@
 """`xfer status`'s rows: per registry net, its state (finished, running, queued, stopped, ...), iteration, last
 accuracy, ETA, whether its frozen layers verified, and its job (asked of the run backends); and the table's text."""
+import os
+
 from ..logs.tail import log_files, parsed_progress
 from ..run import backends
-from ..run.netdir import is_finished, latest_snapshot, lock_holder, net_dir, read_status, solver_schedule
+from ..run.netdir import (hand_trainings, is_finished, latest_snapshot, lock_holder, net_dir, read_status,
+                          solver_schedule)
 
 
 def test_accuracy(test: dict):
@@ -15,8 +18,9 @@ def test_accuracy(test: dict):
     return test.get("#0")
 
 
-def net_state(net, results, queues=None) -> dict:
-    """One row of the status table for a registry net; `queues`: backends.queues(), taken once per table."""
+def net_state(net, results, queues=None, by_hand=None) -> dict:
+    """One row of the status table for a registry net; `queues`: backends.queues(), `by_hand`:
+    netdir.hand_trainings(), each taken once per table (None: looked up for this net)."""
     folder = net_dir(results, net.name)
     row = {"net": net.name, "max_iter": solver_schedule(folder, net)["max_iter"], "iteration": None, "accuracy": None,
            "eta": None,
@@ -31,10 +35,13 @@ def net_state(net, results, queues=None) -> dict:
     row["verified"] = (status.get("verify") or {}).get("ok")
     row["job"], queued = backends.job_of(folder, queues)
     holder = lock_holder(folder)
+    hand = (hand_trainings() if by_hand is None else by_hand).get(os.path.realpath(folder))
+    if hand and not row["job"]:
+        row["job"] = f"by hand (pid {hand[0][0]})"  # `caffe train` run in the folder, as in the original README
     if is_finished(net, results):
         row["state"] = "finished"
         row["iteration"] = row["max_iter"]
-    elif holder:
+    elif holder or hand:
         row["state"] = "running"
         if progress.get("rate") and row["iteration"] is not None:
             row["eta"] = (row["max_iter"] - row["iteration"]) / progress["rate"]

@@ -21,12 +21,11 @@ from ..data.listio import LIST_NAME, label_summary, read_list
 from ..errors import XferError
 from ..nets import registry
 from ..progress import say
-from .netdir import LOCK_FILE, net_dir, read_json, snapshots
+from .netdir import hand_trainings, net_dir, read_json, snapshots
 
 TRAIN_NET, VAL_NET = "imagenet_train.prototxt", "imagenet_val.prototxt"
 DATA_TYPES = ("Data", "ImageData")
 RECORD_NAME = "db.json"  # written by `xfer db` (xfer/data/records.py) in each dataset folder
-CAFFE_NAMES = ("caffe", "caffe.bin")
 SET_ASIDE_GLOBS = ("*_iter_*.caffemodel", "*_iter_*.solverstate", "*.log", "xfer_status.json", "init.caffemodel",
                    "init.manifest.json")
 
@@ -205,28 +204,7 @@ def finished_but_stale(net, folder, force) -> bool:
 def caffe_trainings(folder) -> list:
     """[(pid, argv)] of the `caffe train` processes on this host whose working directory is the folder and that
     were not started by `xfer train` (its Caffe inherits the open lock file, so it is left out)."""
-    where, found = os.path.realpath(folder), []
-    for pid in (name for name in os.listdir("/proc") if name.isdigit()):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if os.path.basename(argv[0]).decode(errors="replace") not in CAFFE_NAMES or argv[1:2] != [b"train"]:
-                continue
-            if os.readlink(f"/proc/{pid}/cwd") == where and not holds_lock(pid, where):
-                found.append((int(pid), [a.decode(errors="replace") for a in argv if a]))
-        except (OSError, IndexError):  # gone meanwhile, or another user's process
-            continue
-    return found
-
-
-def holds_lock(pid, folder) -> bool:
-    lock = os.path.join(folder, LOCK_FILE)
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == lock:
-                return True
-        except OSError:  # closed meanwhile
-            continue
-    return False
+    return hand_trainings().get(os.path.realpath(folder), [])
 
 
 def check_no_caffe_running(net, folder) -> None:

@@ -7,6 +7,7 @@ hand with `caffe train`.
 import datetime
 import fcntl
 import json
+import os
 import re
 from pathlib import Path
 
@@ -156,3 +157,35 @@ def lock_holder(folder):
             return handle.read().strip() or "another process"
         fcntl.flock(handle, fcntl.LOCK_UN)
     return None
+
+
+# ---- a `caffe train` started by hand (the original README's workflow) --------------------------------------------
+CAFFE_NAMES = ("caffe", "caffe.bin")
+
+
+def hand_trainings() -> dict:
+    """{folder (real path): [(pid, argv)]} of the `caffe train` processes on this host that `xfer train` did not
+    start (its Caffe inherits the open lock file); one pass over /proc serves a whole status table."""
+    found = {}
+    for pid in (name for name in os.listdir("/proc") if name.isdigit()):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if os.path.basename(argv[0]).decode(errors="replace") not in CAFFE_NAMES or argv[1:2] != [b"train"]:
+                continue
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            if not holds_lock(pid, cwd):
+                found.setdefault(cwd, []).append((int(pid), [a.decode(errors="replace") for a in argv if a]))
+        except (OSError, IndexError):  # gone meanwhile, or another user's process
+            continue
+    return found
+
+
+def holds_lock(pid, folder) -> bool:
+    lock = os.path.join(folder, LOCK_FILE)
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == lock:
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
