@@ -67,3 +67,22 @@ def import_caffe(quiet: bool = True):
 def caffe_pb2():
     """Caffe's protobuf messages (NetParameter, SolverParameter, Datum, BlobProto, ...)."""
     return import_caffe().proto.caffe_pb2
+
+
+def read_net(path, old_syntax=False):
+    """A rendered prototxt as Caffe's NetParameter. One error naming the file when it is missing or does not
+    parse, and (unless old_syntax) for the 2014 V0/V1 `layers` syntax, which the kit's readers do not handle."""
+    from google.protobuf import text_format  # with pycaffe: only the verbs that read nets pay for it
+    path = Path(path)
+    if not path.is_file():
+        raise XferError("the net is not rendered", path=path, fix=f"run `xfer render {path.parent.name}` first")
+    param = caffe_pb2().NetParameter()
+    try:
+        text_format.Merge(path.read_text(), param)
+    except text_format.ParseError as exc:
+        raise XferError(f"cannot parse the net ({exc})", path=path,
+                        fix="re-render it with `xfer render --force` (or mend the edit)") from exc
+    if param.layers and not old_syntax:
+        raise XferError("old-syntax (V0/V1) net definition", path=path,
+                        fix="upgrade it with Caffe's upgrade_net_proto_text, or re-render it with `xfer render`")
+    return param

@@ -50,16 +50,6 @@ def net_names(seeds, layers) -> list:
     return names
 
 
-def datasets_of(nets) -> list:
-    """The datasets the nets read (train, val, and the mean's), in first-use order."""
-    seen = []
-    for net in nets:
-        for name in (net.mean_data, net.train_data, net.val_data):
-            if name not in seen:
-                seen.append(name)
-    return seen
-
-
 def step(title):
     say(f"\n== {title}")
     return time.monotonic()
@@ -98,7 +88,7 @@ def class_names(data, half) -> str:
 
 def make_databases(data, nets) -> None:
     started = step("db: LMDBs and mean files")
-    names = datasets_of(nets)
+    names = registry.datasets_of(nets)
     databases.build_databases(data, datasets=names, backend="lmdb", resize=0, gray=True)
     done(started, f"{len(names)} datasets")
 

@@ -120,17 +120,8 @@ def make_splits(reh) -> str:
     return f"{first}; a second run into {again.name}/"
 
 
-def datasets_of(nets) -> list:
-    names = []
-    for net in nets:
-        for name in (net.mean_data, net.train_data, net.val_data):
-            if name not in names:
-                names.append(name)
-    return names
-
-
 def make_databases(reh, nets) -> str:
-    names = datasets_of(nets)
+    names = registry.datasets_of(nets)
     run_xfer(reh, "db", "db", "--data-dir", reh.data, *names)
     return f"{len(names)} LMDBs with their means"
 

@@ -129,18 +129,7 @@ def weights_of(folder) -> Path:
 def deploy_prototxt(folder, input_shape) -> str:
     """The net's val prototxt with its data layer replaced by an Input of `input_shape` (N, C, H, W) and the layers
     that need labels (accuracy, loss) left out; also the data layer's transform_param."""
-    from google.protobuf import text_format
-    source = Path(folder) / VAL_PROTOTXT
-    if not source.is_file():
-        raise XferError("the net is not rendered", path=source, fix=f"run `xfer render {Path(folder).name}` first")
-    param = caffeenv.caffe_pb2().NetParameter()
-    try:
-        text_format.Merge(source.read_text(), param)
-    except text_format.ParseError as exc:
-        raise XferError(f"cannot parse the net ({exc})", path=source) from exc
-    if param.layers:
-        raise XferError("old-syntax (V0/V1) net definition", path=source,
-                        fix="upgrade it with Caffe's upgrade_net_proto_text, or re-render it with `xfer render`")
+    param = caffeenv.read_net(Path(folder) / VAL_PROTOTXT)
     kept = [layer for layer in param.layer if layer.type not in ("Data", "ImageData", "Input")
             and "label" not in layer.bottom]
     del param.layer[:]
@@ -148,14 +137,13 @@ def deploy_prototxt(folder, input_shape) -> str:
     data.top.append("data")
     data.input_param.shape.add().dim.extend(input_shape)
     param.layer.extend(kept)
+    from google.protobuf import text_format  # loaded with pycaffe already (read_net)
     return text_format.MessageToString(param)
 
 
 def transform_of(folder) -> dict:
     """crop_size and scale of the net's val data layer (Caffe's DataTransformer settings in TEST phase)."""
-    from google.protobuf import text_format
-    param = caffeenv.caffe_pb2().NetParameter()
-    text_format.Merge((Path(folder) / VAL_PROTOTXT).read_text(), param)
+    param = caffeenv.read_net(Path(folder) / VAL_PROTOTXT)
     for layer in param.layer:
         if layer.type in ("Data", "ImageData"):
             t = layer.transform_param

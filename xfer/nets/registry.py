@@ -305,3 +305,13 @@ def default_results(suite) -> Path:
     """Where `xfer render` puts a suite's nets (and run, train, status look): results/ for the paper, the cache for
     the mini suite (the suite's `results`)."""
     return suites.get(suite).results_dir()
+
+
+def datasets_of(nets) -> list:
+    """The datasets the nets read (train, val, and the mean's), in first-use order: what `xfer db` must build."""
+    seen = []
+    for net in nets:
+        for name in (net.mean_data, net.train_data, net.val_data):
+            if name not in seen:
+                seen.append(name)
+    return seen

@@ -38,12 +38,7 @@ def train_command(net) -> str:
 
 def read_net(path):
     """A prototxt as Caffe's NetParameter (current syntax; None for the old `layers` syntax, which is not checked)."""
-    from google.protobuf import text_format
-    param = caffeenv.caffe_pb2().NetParameter()
-    try:
-        text_format.Merge(Path(path).read_text(), param)
-    except text_format.ParseError as exc:
-        raise XferError(f"cannot parse the net ({exc})", path=path, fix="re-render it with `xfer render --force`")
+    param = caffeenv.read_net(path, old_syntax=True)
     return None if param.layers else param
 
 

@@ -88,19 +88,7 @@ def net_for_dir(folder, suite="paper"):
 
 def input_prototxt(folder, net) -> str:
     """The net's train prototxt with its Data layers replaced by an Input of one image: no database is needed."""
-    from google.protobuf import text_format
-    pb2 = caffeenv.caffe_pb2()
-    source = Path(folder) / TRAIN_PROTOTXT
-    if not source.is_file():
-        raise XferError("the net is not rendered", path=source, fix=f"run `xfer render {net.name}` first")
-    param = pb2.NetParameter()
-    try:
-        text_format.Merge(source.read_text(), param)
-    except text_format.ParseError as exc:
-        raise XferError(f"cannot parse the net ({exc})", path=source) from exc
-    if param.layers:
-        raise XferError("old-syntax (V1) net definition", path=source,
-                        fix="upgrade it with upgrade_net_proto_text, or re-render it with `xfer render`")
+    param = caffeenv.read_net(Path(folder) / TRAIN_PROTOTXT)
     spec = net.spec()
     kept = [layer for layer in param.layer if layer.type not in ("Data", "ImageData", "Input")]
     tops = [top for layer in param.layer if layer.type in ("Data", "ImageData") for top in layer.top]
@@ -111,6 +99,7 @@ def input_prototxt(folder, net) -> str:
         shape = data.input_param.shape.add()
         shape.dim.extend([1, spec.channels, spec.input_size, spec.input_size] if top == "data" else [1])
     param.layer.extend(kept)
+    from google.protobuf import text_format  # loaded with pycaffe already (read_net)
     return text_format.MessageToString(param)
 
 
