@@ -101,7 +101,9 @@ def test_interrupted_run_continues_where_it_stopped(tmp_path, tiny_render, stop)
     assert first.returncode == 130
     assert netdir.lock_holder(folder) is None
     assert netdir.read_status(folder)["state"] == "stopped"
-    assert netdir.read_status(folder)["stop_signal"] == signal.Signals(stop).name
+    # The group's signal reaches the trainer directly, and the runner passes a stop on as SIGINT: whichever the
+    # trainer sees first is the one it records (both stop Caffe with a snapshot).
+    assert netdir.read_status(folder)["stop_signal"] in {signal.Signals(stop).name, "SIGINT"}
     stopped_at = netdir.latest_snapshot(folder, "solverstate")[0]
     assert 50 <= stopped_at < 240  # Caffe snapshotted when it was told to stop
 
