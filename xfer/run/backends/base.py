@@ -6,6 +6,7 @@ A backend is registered by name (xfer/run/backends/__init__.py) and is made with
   queue()                        a snapshot of the backend's queue ({} when it has none), taken once per table
   job_state(folder, queue)       (job text, state) of the net in `folder` from that snapshot, or None
 """
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from ...nets import registry
@@ -27,18 +28,20 @@ class RunOptions:
     sbatch_args: list = field(default_factory=list)  # extra sbatch arguments
 
 
-class Backend:
-    """The interface (see the module's docstring); a backend without a queue keeps these defaults."""
+class Backend(ABC):
+    """The interface (see the module's docstring); a backend without a queue keeps queue/job_state's defaults."""
     name = ""
 
     def __init__(self, options: RunOptions):
         self.options = options
 
+    @abstractmethod
     def submit(self, todo, done, results):
-        raise NotImplementedError
+        """Start training the nets of `todo` (bases first); returns the handle `wait` takes."""
 
+    @abstractmethod
     def wait(self, jobs, todo, results) -> int:
-        raise NotImplementedError
+        """Wait as the options ask; returns the run's exit code."""
 
     def queue(self) -> dict:
         return {}
