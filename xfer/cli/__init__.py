@@ -25,6 +25,7 @@ STAGE_MODULES = [
     "probe",       # a trained base -> linear probes per layer for another task
     "demo",        # the whole study in miniature
     "rehearse",    # the paper's pipeline at full size on an ImageNet-shaped tree
+    "recipes",     # mini recipes searched for the paper's Figure 2 effects
 ]
 
 

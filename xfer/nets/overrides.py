@@ -1,5 +1,5 @@
-"""Schedule overrides: `xfer render --set KEY=VALUE` changes a suite's solver, batch sizes or crop for every net it
-renders. Each key has a type and a range; a bad one is one error naming the key and what it accepts. The overrides
+"""Overrides: `xfer render --set KEY=VALUE` changes a suite's solver, batch sizes, crop or upper-layer shape for
+every net it renders (and, with base_iter_scale, the training budget of the nets trained from scratch alone). Each key has a type and a range; a bad one is one error naming the key and what it accepts. The overrides
 a folder was rendered with are kept in its render record (record.py), so a later render, `--check`, `xfer train`,
 `xfer run`, `xfer status` and the summary all follow the folder's own files rather than the registry's schedule.
 """
@@ -7,7 +7,7 @@ import dataclasses
 import re
 
 from ..errors import XferError
-from . import record, suites
+from . import record, registry, suites
 
 LR_POLICIES = ("fixed", "step", "exp")  # the Caffe policies the rendered solver has every parameter for
 PREFIX = re.compile(r"[A-Za-z0-9_.-]+")
@@ -45,6 +45,13 @@ def fraction(text):
     value = float(text)
     if not 0 <= value <= 1:
         raise ValueError("must be between 0 and 1")
+    return value
+
+
+def dropout(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise ValueError("must be at least 0 and below 1")
     return value
 
 
@@ -89,7 +96,15 @@ KEYS = {
     "train_batch": (positive_int, "an integer >= 1 (images per training batch)"),
     "val_batch": (positive_int, "an integer >= 1 (images per val batch)"),
     "crop": (non_negative_int, "an integer >= 0 (0: whole images), at most the stored image side"),
+    "fc_width": (positive_int, "an integer >= 1 (outputs of fc6 and fc7)"),
+    "dropout_ratio": (dropout, "a number in 0..1, 1 excluded (dropout after fc6 and fc7)"),
+    "base_iter_scale": (positive_int, "an integer >= 1 (nets trained from scratch run max_iter, stepsize, "
+                                      "snapshot and test_interval times this; transfers keep theirs)"),
 }
+DATA_KEYS = ("train_batch", "val_batch", "crop")  # the data layers rather than the solver
+SHAPE_KEYS = ("fc_width", "dropout_ratio")        # the network's upper layers
+SCALE_KEY = "base_iter_scale"
+FC_LAYERS = (5, 6)  # fc6 and fc7 in the arch's 8 weight layers: fc8's width is the number of classes
 SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(suites.Schedule))
 ALLOWED = "allowed keys: " + ", ".join(KEYS)
 
@@ -126,6 +141,48 @@ def check(overrides, arch=None) -> dict:
         raise XferError(f"--set crop={checked['crop']}: larger than the {arch.image_size}-pixel images of "
                         f"{arch.name} nets", fix=f"crop takes {KEYS['crop'][1]} ({arch.image_size})")
     return checked
+
+
+@dataclasses.dataclass(frozen=True)
+class Applied:
+    """A net as rendered with overrides: its solver, its network shape and its data layers' values."""
+    schedule: suites.Schedule
+    arch: object
+    data: dict
+
+
+def apply(net, overrides) -> Applied:
+    """The schedule, shape and data-layer values of `net` with `overrides` applied (checked first)."""
+    checked = check(overrides, net.spec())
+    data = {key: checked.pop(key) for key in DATA_KEYS if key in checked}
+    shape = {key: checked.pop(key) for key in SHAPE_KEYS if key in checked}
+    scale = checked.pop(SCALE_KEY, 1)
+    schedule = dataclasses.replace(net.schedule, **checked)
+    if scale != 1 and is_from_scratch(net):
+        schedule = scale_schedule(schedule, scale)
+    return Applied(schedule, reshape(net.spec(), shape), data)
+
+
+def is_from_scratch(net) -> bool:
+    """A net whose every layer trains from its fillers: a base (of a half, natman, reduced or whole) net."""
+    return all(policy == registry.TRAINED for policy in net.policy)
+
+
+def scale_schedule(schedule, scale):
+    """A longer budget with the same shape: the step and the snapshot and test points move with max_iter, so the
+    one final test of a mini run stays one final test (the summary's mean of the best tests is then the last)."""
+    return dataclasses.replace(schedule, max_iter=schedule.max_iter * scale, stepsize=schedule.stepsize * scale,
+                               snapshot=schedule.snapshot * scale, test_interval=schedule.test_interval * scale)
+
+
+def reshape(arch, shape):
+    if "fc_width" in shape:
+        layers = tuple(dataclasses.replace(layer, num_output=shape["fc_width"]) if i in FC_LAYERS else layer
+                       for i, layer in enumerate(arch.layers))
+        arch = dataclasses.replace(arch, layers=layers)
+    if "dropout_ratio" in shape:
+        arch = dataclasses.replace(arch, dropout_ratio=shape["dropout_ratio"])
+    return arch
 
 
 def text_of(value) -> str:

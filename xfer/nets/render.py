@@ -28,8 +28,8 @@ from ..progress import say
 RENDERED = ("imagenet_solver.prototxt", "imagenet_train.prototxt", "imagenet_val.prototxt")
 BACKENDS = {"lmdb": "LMDB", "leveldb": "LEVELDB"}
 SCHEDULE_KEYS = tuple(f.name for f in dataclasses.fields(registry.Schedule))
-DATA_KEYS = ("train_batch", "val_batch", "crop")  # overrides of the data layers rather than the solver
-OVERRIDE_KEYS = SCHEDULE_KEYS + DATA_KEYS
+OVERRIDE_KEYS = (SCHEDULE_KEYS + override_values.DATA_KEYS + override_values.SHAPE_KEYS
+                 + (override_values.SCALE_KEY,))
 IMAGE_LIST, IMAGE_ROOT = "images.txt", "_images"
 
 
@@ -67,17 +67,10 @@ def template_error(exc, templates_dir=TEMPLATES_DIR) -> XferError:
                      fix="fix the template (or the registry value it reads) and render again")
 
 
-def split_overrides(overrides, arch=None):
-    """Check the override keys and split them into schedule fields and data-layer values (batch sizes, crop)."""
-    overrides = dict(override_values.check(overrides, arch))  # known keys, values in range (one error naming the key)
-    data = {k: overrides.pop(k) for k in DATA_KEYS if k in overrides}
-    return overrides, data
-
-
-def layer_context(net) -> dict:
+def layer_context(net, arch=None) -> dict:
     """Per weight layer: its name in this net, its shape and fillers, and (lr, lr, decay, decay) from the policy."""
     out = {}
-    for layer, spec, pol in zip(registry.LAYERS, net.spec().layers, net.policy):
+    for layer, spec, pol in zip(registry.LAYERS, (arch or net.spec()).layers, net.policy):
         frozen = pol in (registry.FROZEN, registry.RANDOM_FROZEN)
         out[layer] = dict(dataclasses.asdict(spec), name=net.layer_name(layer),
                           lr=(0, 0, 0, 0) if frozen else (1, 2, 1, 0))
@@ -98,12 +91,12 @@ def data_context(net, phase, backend, batch, shared_images, crop=None) -> dict:
 def net_context(net, backend="lmdb", overrides=None, shared_images=False) -> dict:
     if backend not in BACKENDS:
         raise XferError(f"unknown backend {backend!r}", fix="use lmdb or leveldb")
-    arch = net.spec()
-    schedule_over, data = split_overrides(overrides, arch)
+    applied = override_values.apply(net, overrides)
+    arch, data = applied.arch, applied.data
     crop = data.get("crop")
     return dict(
-        net=net, arch=arch, L=layer_context(net),
-        s=dataclasses.replace(net.schedule, **schedule_over),
+        net=net, arch=arch, L=layer_context(net, arch),
+        s=applied.schedule,
         train_data=data_context(net, "train", backend, data.get("train_batch", arch.train_batch), shared_images, crop),
         val_data=data_context(net, "val", backend, data.get("val_batch", arch.val_batch), shared_images, crop),
         pad_layers=net.name == "netbase",  # the 2014 netbase used separate padding layers (v0 templates only)
@@ -180,7 +173,7 @@ def write_link(path, target) -> None:
 
 def rendered_schedule(net, overrides):
     """The net's schedule with the schedule overrides applied (what its solver file says)."""
-    return dataclasses.replace(net.schedule, **split_overrides(overrides, net.spec())[0])
+    return override_values.apply(net, overrides).schedule
 
 
 def is_kept_snapshot(path, alias) -> bool:

@@ -1,0 +1,33 @@
+"""`xfer recipe-search`: train mini recipes and report which of the paper's Figure 2 effects show (xfer/recipes.py)."""
+import os
+
+from .. import demo, recipes
+from ..nets import overrides
+
+
+def names_of(text) -> list:
+    return [part.strip() for part in text.split(",") if part.strip()] or recipes.list_names()
+
+
+def run_search(args) -> int:
+    if args.list:
+        for recipe in recipes.RECIPES.values():
+            print(f"{recipe.name:12} {overrides.describe(recipe.overrides):40} {recipe.why}")
+        return 0
+    recipes.search(names_of(args.recipes), demo.parse_seeds(args.seeds), args.out, args.data,
+                   overrides.parse_assignments(args.set), args.slots)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("recipe-search", help="train mini recipes and say which of the paper's Figure 2 effects "
+                                             "(specificity, co-adaptation dip, recovery, AnB+ gain) show")
+    p.add_argument("--recipes", default="", help="comma-separated recipe names (default: all; --list names them)")
+    p.add_argument("--seeds", default="0,1,2", help="random-half seeds (default 0,1,2)")
+    p.add_argument("--out", help=f"where everything goes (default: {recipes.default_out()})")
+    p.add_argument("--data", help="an existing data dir with the halves' databases (default: made under --out)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an override on top of every recipe (as `xfer render --set`), e.g. max_iter=20 for a smoke run")
+    p.add_argument("--slots", type=int, default=max(1, os.cpu_count() or 1), help="nets trained at once")
+    p.add_argument("--list", action="store_true", help="list the recipes and exit")
+    p.set_defaults(func=run_search)

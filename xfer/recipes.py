@@ -1,0 +1,214 @@
+"""`xfer recipe-search`: look for a mini recipe in which the paper's four Figure 2 effects show, and say honestly
+which do. A recipe is a set of render overrides (`xfer render --set`: schedule, upper-layer width, dropout, a longer
+budget for the bases alone); each is trained on the demo's data for the seeds asked, through the demo's own stages,
+into `<out>/<recipe>/results`, and measured with the same summary numbers as Figure 2.
+
+The four effects, per seed, as paired differences on the same half B (percentage points of top-1):
+  specificity   AnB at n = 1 minus AnB at n = 7                     (the paper: transfer falls with n)
+  dip           base B minus the lowest BnB at n = 3..5             (the paper: fragile co-adaptation)
+  recovery      BnB+ at n = 4 minus base B                          (the paper: fine-tuning recovers it, about 0)
+  gain          mean AnB+ at n = 1, 4, 7 minus base B               (the paper: transfer + fine-tuning generalises)
+An effect holds on a seed when its difference exceeds the noise of two accuracies on the same val set (twice the
+standard error of a difference of two binomial proportions); recovery holds when BnB+ is not below base B by more
+than that. A recipe shows an effect when it holds on every seed tried and on at least MIN_SEEDS of them.
+"""
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import demo
+from .errors import XferError
+from .nets import overrides as override_values
+from .nets import registry, render
+from .paths import cache_dir, write_text_atomic
+from .progress import say
+from .report import summary
+from .run.backends.local import LocalRunner
+from .run.runner import plan
+
+SUITE = "mini"
+MIN_SEEDS = 3
+# The nets each seed needs: family -> the layers n it is trained at (every transfer onto half B, as in Figure 2).
+PROBES = {"base": (), "selffer": (3, 4, 5), "selffer-ft": (4,), "transfer": (1, 7), "transfer-ft": (1, 4, 7)}
+EFFECTS = ("specificity", "dip", "recovery", "gain")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    overrides: dict = field(default_factory=dict)
+    why: str = ""
+
+
+RECIPES = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    override_values.check(recipe.overrides)  # a recipe with a bad key fails at import, not after an hour
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+register(Recipe("today", {}, "the demo's recipe: 1000 iterations for every net, fc6/fc7 128 wide"))
+register(Recipe("base3x", {"base_iter_scale": 3}, "bases train 3000 iterations, transfers retrain for 1000"))
+register(Recipe("fc32", {"fc_width": 32}, "fc6/fc7 32 wide: upper layers less able to re-learn"))
+register(Recipe("decay10x", {"weight_decay": 0.005}, "weight decay 10x"))
+register(Recipe("dropout75", {"dropout_ratio": 0.75}, "dropout 0.75 after fc6 and fc7"))
+register(Recipe("iter3x", {"max_iter": 3000, "stepsize": 2250, "snapshot": 3000, "test_interval": 3000},
+                "every net 3000 iterations (equal budgets, as the paper)"))
+register(Recipe("base3x-fc32", {"base_iter_scale": 3, "fc_width": 32}, "base3x and fc32 together"))
+
+
+def list_names() -> list:
+    return list(RECIPES)
+
+
+def get(name) -> Recipe:
+    if name not in RECIPES:
+        raise XferError(f"unknown recipe {name!r}", fix=f"use one of: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def net_names(seed) -> list:
+    """Both bases of the seed, then each probed family's nets onto half B (names asked of the registry)."""
+    split = [net for net in registry.nets(SUITE) if net.split == str(seed)]
+    names = [net.name for net in split if net.family == "base"]
+    for family, layers in PROBES.items():
+        names += [net.name for net in split if net.family == family and net.n in layers
+                  and registry.trained_half(net) == "B"]
+    return names
+
+
+def find(numbers, seed, family, n=None):
+    """The top-1 of the seed's net of that family (onto half B at layer n), or None if it has no number."""
+    for name, row in numbers.items():
+        net = registry.get(name, SUITE)
+        if (net.split == str(seed) and net.family == family and net.n == n
+                and registry.trained_half(net) == "B" and row.get("top1") is not None):
+            return row["top1"]
+    return None
+
+
+def seed_effects(numbers, seed) -> "dict | None":
+    """The four paired differences of one seed (percentage points), or None while a net lacks its number."""
+    base = find(numbers, seed, "base")
+    bnb = [find(numbers, seed, "selffer", n) for n in PROBES["selffer"]]
+    anb = [find(numbers, seed, "transfer", n) for n in PROBES["transfer"]]
+    anb_plus = [find(numbers, seed, "transfer-ft", n) for n in PROBES["transfer-ft"]]
+    bnb_plus = [find(numbers, seed, "selffer-ft", n) for n in PROBES["selffer-ft"]]
+    if None in [base, *bnb, *anb, *anb_plus, *bnb_plus]:
+        return None
+    return {"base": 100 * base, "specificity": 100 * (anb[0] - anb[-1]), "dip": 100 * (base - min(bnb)),
+            "recovery": 100 * (sum(bnb_plus) / len(bnb_plus) - base),
+            "gain": 100 * (sum(anb_plus) / len(anb_plus) - base)}
+
+
+def noise(top1, images) -> float:
+    """Twice the standard error (percentage points) of the difference of two accuracies near `top1` measured on
+    the same number of val images: a difference below it could be the val set's sampling alone."""
+    return 200 * math.sqrt(2 * top1 * (1 - top1) / images)
+
+
+def holds(effect, value, threshold) -> bool:
+    if effect == "recovery":
+        return value > -threshold
+    return value > threshold
+
+
+def verdict(per_seed, threshold) -> dict:
+    """{effect: {"mean", "min", "max", "seeds", "yes"}} over the seeds measured."""
+    out = {}
+    for effect in EFFECTS:
+        values = [row[effect] for row in per_seed.values()]
+        held = sum(holds(effect, v, threshold) for v in values)
+        out[effect] = {"mean": sum(values) / len(values), "min": min(values), "max": max(values), "held": held,
+                       "seeds": len(values), "yes": held == len(values) and held >= MIN_SEEDS}
+    return out
+
+
+def default_out() -> Path:
+    return cache_dir() / "recipes"
+
+
+def prepare_data(out, seeds, data=None) -> Path:
+    """The demo's image tree, lists, halves and databases under `out` (or an existing data dir, as it is)."""
+    if data is not None:
+        return Path(data)
+    data = out / "data"
+    nets = [registry.get(name, SUITE) for seed in seeds for name in net_names(seed)]
+    demo.make_lists(demo.make_images(out), data, seeds)
+    demo.make_databases(data, nets)
+    return data
+
+
+def train_recipe(recipe, out, data, seeds, extra, slots) -> Path:
+    """Render the recipe's nets (with `extra` overrides on top) and train what is not finished; its results dir."""
+    results = out / recipe.name / "results"
+    names = [name for seed in seeds for name in net_names(seed)]
+    used = dict(recipe.overrides, **extra)
+    say(f"\n== recipe {recipe.name} ({override_values.describe(used)}): {len(names)} nets into {results}")
+    render.render([registry.get(name, SUITE) for name in names], results, data, overrides=used)
+    todo, finished = plan(names, SUITE, results)
+    started = time.monotonic()
+    code = LocalRunner(todo, results, [None] * slots).run() if todo else 0
+    if code:
+        raise XferError(f"recipe {recipe.name}: a net failed to train (exit {code})", path=results,
+                        fix="see `xfer status --results " + str(results) + "` and the net's caffe log")
+    say(f"   trained {len(todo)} nets ({len(finished)} finished already) in {time.monotonic() - started:.0f} s")
+    return results
+
+
+def measure(recipe, results, seeds, seconds, extra) -> dict:
+    numbers, _ = summary.load(results, [name for seed in seeds for name in net_names(seed)], cache=False)
+    per_seed = {seed: seed_effects(numbers, seed) for seed in seeds}
+    missing = [seed for seed, row in per_seed.items() if row is None]
+    if missing:
+        raise XferError(f"recipe {recipe.name}: seeds {missing} lack a net's numbers", path=results,
+                        fix="run the search again: it trains what is missing")
+    base = sum(row["base"] for row in per_seed.values()) / len(per_seed) / 100
+    threshold = noise(base, registry.suite(SUITE).val_images["half"])
+    return {"recipe": recipe.name, "overrides": dict(recipe.overrides, **extra), "why": recipe.why,
+            "seeds": list(seeds), "seconds": round(seconds), "threshold": threshold,
+            "per_seed": {str(s): row for s, row in per_seed.items()}, "effects": verdict(per_seed, threshold)}
+
+
+def describe_effect(row) -> str:
+    word = "yes" if row["yes"] else ("no" if row["held"] < row["seeds"] else f"{row['held']}/{row['seeds']} seeds")
+    spread = f" [{row['min']:+.1f}..{row['max']:+.1f}]" if row["seeds"] > 1 else ""
+    return f"{word}: {row['mean']:+.1f}{spread}"
+
+
+def table(measured) -> str:
+    """A Markdown table: one row per recipe, each effect's verdict with its mean [min..max] in points."""
+    head = ["recipe", "overrides", "seeds", "time", "base B", *EFFECTS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in measured:
+        base = sum(s["base"] for s in row["per_seed"].values()) / len(row["per_seed"])
+        cells = [row["recipe"], override_values.describe(row["overrides"]), ",".join(map(str, row["seeds"])),
+                 f"{row['seconds'] / 60:.1f} min", f"{base:.1f}%",
+                 *(describe_effect(row["effects"][effect]) for effect in EFFECTS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def search(names, seeds, out=None, data=None, extra=None, slots=1) -> list:
+    """Train and measure each recipe; writes `<out>/<recipe>/effects.json` and `<out>/recipes.md`; returns the
+    measurements."""
+    out = Path(out) if out else default_out()
+    recipes = [get(name) for name in names]
+    extra = override_values.check(extra or {})
+    data = prepare_data(out, seeds, data)
+    measured = []
+    for recipe in recipes:
+        started = time.monotonic()
+        results = train_recipe(recipe, out, data, seeds, extra, slots)
+        row = measure(recipe, results, seeds, time.monotonic() - started, extra)
+        write_text_atomic(out / recipe.name / "effects.json", json.dumps(row, indent=1) + "\n")
+        measured.append(row)
+    text = table(measured)
+    write_text_atomic(out / "recipes.md", text)
+    say("\n" + text)
+    say(f"noise threshold: {measured[0]['threshold']:.2f} points; table in {out / 'recipes.md'}")
+    return measured
