@@ -1,7 +1,8 @@
 """Overrides: `xfer render --set KEY=VALUE` changes a suite's solver, batch sizes, crop or upper-layer shape for
-every net it renders (and, with base_iter_scale, the training budget of the nets trained from scratch alone). Each key has a type and a range; a bad one is one error naming the key and what it accepts. The overrides
-a folder was rendered with are kept in its render record (record.py), so a later render, `--check`, `xfer train`,
-`xfer run`, `xfer status` and the summary all follow the folder's own files rather than the registry's schedule.
+every net it renders (and, with base_iter_scale, the training budget of the nets trained from scratch alone). Each
+key has a type and a range; a bad one is one error naming the key and what it accepts. The overrides a folder was
+rendered with are kept in its render record (record.py), so a later render, `--check`, `xfer train`, `xfer run`,
+`xfer status` and the summary all follow the folder's own files rather than the registry's schedule.
 """
 import dataclasses
 import re
