@@ -58,6 +58,9 @@ register(Recipe("decay10x", {"weight_decay": 0.005}, "weight decay 10x"))
 register(Recipe("dropout75", {"dropout_ratio": 0.75}, "dropout 0.75 after fc6 and fc7"))
 register(Recipe("iter3x", {"max_iter": 3000, "stepsize": 2250, "snapshot": 3000, "test_interval": 3000},
                 "every net 3000 iterations (equal budgets, as the paper)"))
+register(Recipe("base10x", {"base_iter_scale": 10}, "bases train 10000 iterations, transfers retrain for 1000"))
+register(Recipe("dropout0", {"dropout_ratio": 0}, "no dropout: dropout exists to break co-adaptation"))
+register(Recipe("base10x-dropout0", {"base_iter_scale": 10, "dropout_ratio": 0}, "base10x and dropout0 together"))
 register(Recipe("base3x-fc32", {"base_iter_scale": 3, "fc_width": 32}, "base3x and fc32 together"))
 
 
