@@ -218,7 +218,7 @@ def run_demo(out=None, seeds=(0,), quick=False, slots=1, force=False, full=False
     code = train_nets(results, nets, slots)
     outcome = report(results, out, names)
     if full:
-        extra = demo_full.report_full(outcome["shown"], out, names, paper)
+        extra = demo_full.report_full(outcome["shown"], out, [n for n in names if not is_base_a(n)], paper)
         outcome.update(extra, figures=outcome["figures"] + extra["figures"])
     outcome["figures"] += layer_by_layer(results, out, seeds[0])
     failed = [name for name, ok in outcome["verified"].items() if not ok]

@@ -85,7 +85,8 @@ def compare_with_paper(shown, out, paper=None) -> list:
 
 
 def report_full(shown, out, names, paper=None) -> dict:
-    """What --full adds to the demo's report: {figures, comparison (paths), missing (figure -> note)}."""
+    """What --full adds to the demo's report: {figures, comparison (paths), missing (figure -> note)}. shown: the
+    numbers the figures take; names: the nets of those the demo meant to train."""
     written = draw_more_figures(shown, out, names)
     missing = missing_notes(shown, names)
     for name, note in missing.items():
