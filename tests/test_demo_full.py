@@ -3,12 +3,13 @@ across seeds, Figure 3, the reduced figures, the table beside the paper's number
 trained by the real Caffe for a few iterations."""
 import csv
 import re
+import subprocess
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from conftest import TINY_OVERRIDES, make_tiny_data
+from conftest import ROOT, TINY_OVERRIDES, make_tiny_data
 from helpers import xfer
 from xfer import demo, demo_full, progress
 from xfer.nets import registry, render
@@ -52,6 +53,17 @@ def test_full_rejects_seeds_and_quick_before_any_work(tmp_path, extra):
     assert proc.returncode == 2, proc.stderr
     assert "--full trains the paper's 4 random splits (seeds 0..3)" in proc.stderr
     assert not (tmp_path / "images").exists(), "bad arguments must be caught before any work"
+
+
+def test_make_demo_full_runs_xfer_demo_full(tmp_path):
+    """The README's `make demo-full` as written (after its warm `make setup`): it passes --full, shown by --full's
+    own refusal of an extra --seeds, which stops it before any work."""
+    proc = subprocess.run(["make", "-C", str(ROOT), "demo-full", f"DEMO_ARGS=--out {tmp_path} --seeds 1"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert ".venv/bin/xfer demo --full --out" in proc.stdout, proc.stdout[-2000:]
+    assert "--full trains the paper's 4 random splits" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "images").exists()
 
 
 @pytest.fixture(scope="module")
