@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help=f"only n = {','.join(map(str, demo.QUICK_N))}: a smoke run")
     p.add_argument("--full", action="store_true",
                    help="every figure of the paper: seeds 0..3 with the spread across them, Figure 3, the reduced "
-                        "figure, and a table beside the paper's numbers (about 156 nets)")
+                        f"figure, and a table beside the paper's numbers "
+                        f"({len(demo.demo_names(demo.demo_full.FULL_SEEDS, full=True))} nets)")
     p.add_argument("--paper", metavar="DIR",
                    help="the paper's results tree (its logs) that --full compares with "
                         f"(default: {paper_results()}; $XFER_PAPER_DIR/results when set)")
