@@ -87,6 +87,7 @@ def compare_with_paper(shown, out, paper=None) -> list:
 def report_full(shown, out, names, paper=None) -> dict:
     """What --full adds to the demo's report: {figures, comparison (paths), missing (figure -> note)}. shown: the
     numbers the figures take; names: the nets of those the demo meant to train."""
+    say("\n== report (--full): Figure 3, the reduced-volume figures, the table beside the paper's numbers")
     written = draw_more_figures(shown, out, names)
     missing = missing_notes(shown, names)
     for name, note in missing.items():
