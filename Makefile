@@ -2,13 +2,14 @@
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: setup test lint demo cuda-check bench help caffe-tests pycaffe-tests notebook
+.PHONY: setup test lint demo demo-full cuda-check bench help caffe-tests pycaffe-tests notebook
 
 help:
 	@echo "make setup       install Debian packages, build Caffe (cached), create .venv with the kit"
 	@echo "make test        setup + lint + the whole test suite (caffe, slow and slurm tests included)"
 	@echo "make lint        ruff on the package, tests and benchmarks (part of make test)"
 	@echo "make demo        setup + the whole study in miniature on Fashion-MNIST (CPU)"
+	@echo "make demo-full   setup + every figure of the paper in miniature (4 splits, Figure 3, reduced; 156 nets)"
 	@echo "make notebook    setup + Jupyter on 127.0.0.1 with plots/transfer_plots.ipynb (prints the URL with its token)"
 	@echo "make bench       the benchmarks (database writer, log parser)"
 	@echo "make cuda-check  compile and link the CUDA build of Caffe (not part of CI)"
@@ -26,6 +27,9 @@ lint: setup
 
 demo: setup
 	.venv/bin/xfer demo $(DEMO_ARGS)
+
+demo-full: setup
+	.venv/bin/xfer demo --full $(DEMO_ARGS)
 
 notebook: setup
 	bash tools/notebook.sh

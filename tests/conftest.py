@@ -54,18 +54,22 @@ def write_tiny_images(root):
                 Image.fromarray(pixels).save(root / part / f"c{label}" / f"i{i}.png")
 
 
-@pytest.fixture(scope="session")
-def tiny_data_dir(tmp_path_factory, caffe):
-    """A data dir holding the datasets the half0A/half0B/whole mini nets read, built by `xfer db`'s code."""
+def make_tiny_data(root, datasets) -> Path:
+    """root/data holding {dataset: classes} as LMDBs and means (built by `xfer db`'s code) of the tiny images."""
     from xfer.data import databases
-    root = tmp_path_factory.mktemp("tiny-data")
     write_tiny_images(root / "images")
-    for name, classes in TINY_DATASETS.items():
+    for name, classes in datasets.items():
         (root / "data" / name).mkdir(parents=True)
         lines = [f"c{label}/i{i}.png {label}\n" for label in range(classes) for i in range(TINY_IMAGES_PER_CLASS)]
         (root / "data" / name / "files.txt").write_text("".join(lines))
     databases.build_databases(root / "data", root / "images", backend="lmdb", resize=28, gray=True, jobs=1)
     return root / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory, caffe):
+    """A data dir holding the datasets the half0A/half0B/whole mini nets read, built by `xfer db`'s code."""
+    return make_tiny_data(tmp_path_factory.mktemp("tiny-data"), TINY_DATASETS)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ Each step is the stage a full-scale run uses, called on a small tree under --out
   train   bases, then selffer BnB/BnB+ and transfer AnB/AnB+ for n = 1..7 on CPU slots (`xfer run`)
   report  the summary table and the paper's Figure 2                                  (`xfer summary`, `xfer plot`)
   layers  linear CKA against base B and linear probes of base A, layer by layer    (`xfer similarity`, `xfer probe`)
+`--full` (xfer/demo_full.py) adds the paper's 4 splits, Figure 3's and the reduced figure's nets, their figures and
+a table beside the paper's numbers.
 Every step keeps what is done, so running it again only does what is missing.
 """
 import json
@@ -16,6 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
+from . import demo_full
 from .analysis import layerwise
 from .data import databases, fashion, lists, splits
 from .errors import XferError
@@ -128,6 +131,8 @@ def train_nets(results, nets, slots) -> int:
 
 
 def report(results, out, names) -> dict:
+    """summary.txt / .csv and Figure 2 (points and lines; with the mean and range across seeds where there are
+    several); {numbers, shown (the nets the figures take), figures, verified}."""
     started = step("report: summary table and Figure 2")
     numbers, problems = summary.load(results, names)
     for line in summary.problem_lines(problems):
@@ -143,11 +148,12 @@ def report(results, out, names) -> dict:
     if shown:
         for style in ("points", "lines"):
             figure_files += figures.figure2(shown, out / "figures" / f"figure2_{style}", style=style, annotate=False,
-                                            suite=SUITE, expected=[n for n in names if not is_base_a(n)])
+                                            suite=SUITE, expected=[n for n in names if not is_base_a(n)],
+                                            spread=True)
     verified = frozen_checks(results, names)
     say(table)
     done(started)
-    return {"numbers": numbers, "figures": [str(f) for f in figure_files], "verified": verified}
+    return {"numbers": numbers, "shown": shown, "figures": [str(f) for f in figure_files], "verified": verified}
 
 
 def layer_by_layer(results, out, seed) -> list:
@@ -186,36 +192,64 @@ def base_accuracy(numbers, seeds) -> list:
     return lines
 
 
-def run_demo(out=None, seeds=(0,), quick=False, slots=1, force=False) -> int:
+def demo_names(seeds, quick=False, full=False) -> list:
+    """The nets of a run: Figure 2's of each seed (n = 1..7, or QUICK_N), and with full those of Figure 3 and the
+    reduced figure."""
+    names = net_names(seeds, QUICK_N if quick else ALL_N)
+    return names + demo_full.extra_names() if full else names
+
+
+def run_demo(out=None, seeds=(0,), quick=False, slots=1, force=False, full=False, paper=None) -> int:
     """The whole demo into `out` (default: the cache); returns the exit code (non-zero: a net failed or a frozen
-    layer changed)."""
+    layer changed). full: every figure of the paper (seeds 0..3; see demo_full); paper: the paper's results tree to
+    compare with (default paths.paper_results())."""
     out = Path(out) if out else default_out()
-    layers = QUICK_N if quick else ALL_N
-    names = net_names(seeds, layers)
+    seeds = demo_full.FULL_SEEDS if full else seeds
+    names = demo_names(seeds, quick, full)
     nets = [registry.get(name, SUITE) for name in names]
     data, results = out / "data", out / "results"
     started = time.monotonic()
-    say(f"xfer demo: {len(nets)} nets (seeds {','.join(map(str, seeds))}, n = {','.join(map(str, layers))}) "
-          f"in {out}")
+    say(f"xfer demo{' --full' if full else ''}: {len(nets)} nets (seeds {','.join(map(str, seeds))}, "
+        f"n = {','.join(map(str, QUICK_N if quick else ALL_N))}) in {out}")
     images = make_images(out)
     make_lists(images, data, seeds)
     make_databases(data, nets)
     render_nets(results, data, nets, force)
     code = train_nets(results, nets, slots)
     outcome = report(results, out, names)
+    if full:
+        extra = demo_full.report_full(outcome["shown"], out, [n for n in names if not is_base_a(n)], paper)
+        outcome.update(extra, figures=outcome["figures"] + extra["figures"])
     outcome["figures"] += layer_by_layer(results, out, seeds[0])
     failed = [name for name, ok in outcome["verified"].items() if not ok]
     write_text_atomic(out / "demo.json", json.dumps(
         {"nets": names, "seconds": round(time.monotonic() - started, 1), "figures": outcome["figures"],
+         "comparison": outcome.get("comparison", []), "missing": outcome.get("missing", {}),
          "verified": outcome["verified"], "exit": code}, indent=1) + "\n")
-    say("\n".join(base_accuracy(outcome["numbers"], seeds)))
-    say(f"\nfrozen layers verified in {sum(outcome['verified'].values())} of {len(outcome['verified'])} nets"
-          + (f"; NOT in: {', '.join(failed)}" if failed else ""))
-    say(f"table:   {out / 'summary.txt'} (and summary.csv)")
-    for path in outcome["figures"]:
-        say(f"figure:  {path}")
+    say_outcome(outcome, seeds, out, failed)
     say(f"xfer demo: done in {time.monotonic() - started:.0f} s")
     return code or (1 if failed else 0)
+
+
+def say_outcome(outcome, seeds, out, failed) -> None:
+    """The closing lines: base accuracies, the frozen-layer checks and every file a person opens next."""
+    say("\n".join(base_accuracy(outcome["numbers"], seeds)))
+    say(f"\nfrozen layers verified in {sum(outcome['verified'].values())} of {len(outcome['verified'])} nets"
+        + (f"; NOT in: {', '.join(failed)}" if failed else ""))
+    say(f"table:   {out / 'summary.txt'} (and summary.csv)")
+    for path in outcome.get("comparison", []):
+        say(f"compare: {path}")
+    for path in outcome["figures"]:
+        say(f"figure:  {path}")
+
+
+def choose_seeds(text, quick=False, full=False) -> list:
+    """The seeds of a run from --seeds (None: not given): full means the paper's 4 splits at every n, so it takes
+    neither --seeds nor --quick."""
+    if full and (text is not None or quick):
+        raise XferError("--full trains the paper's 4 random splits (seeds 0..3) at every n = 1..7",
+                        fix="leave out --seeds and --quick with --full (or --full, for a part of the study)")
+    return list(demo_full.FULL_SEEDS) if full else parse_seeds("0" if text is None else text)
 
 
 def parse_seeds(text) -> list:

@@ -30,6 +30,15 @@ def cache_dir() -> Path:
     return Path(base) / "xfer"
 
 
+def paper_results() -> Path:
+    """The original study's results tree (one folder of Caffe logs per net) that the demo compares itself with:
+    $XFER_PAPER_DIR/results when set, else shared/paper/results beside the repository (the project's reference
+    copy; a user's clone has none, or passes its own checkout's results/ to `xfer demo --paper`)."""
+    if os.environ.get("XFER_PAPER_DIR"):
+        return Path(os.environ["XFER_PAPER_DIR"]) / "results"
+    return ROOT.parent / "shared" / "paper" / "results"
+
+
 @contextlib.contextmanager
 def atomic_path(target, suffix=""):
     """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds.

@@ -68,12 +68,29 @@ def layer_axis(ax, top=7):
     ax.spines["top"].set_visible(False)
 
 
-def figure2_points(fam, missing=""):
+def range_bars(ax, stats, style, x_shift=0.0):
+    """The paper's spread markers: the mean (a tick) and the range min..max (a bar) of each x with more than one
+    net, beside the points or on the line."""
+    spread = [(x, s) for x, s in sorted(stats.items()) if s["count"] > 1]
+    if not spread:
+        return
+    xs = np.array([x for x, _ in spread], float) + style["shift"] + x_shift
+    means = np.array([s["mean"] for _, s in spread])
+    low = means - np.array([s["min"] for _, s in spread])
+    high = np.array([s["max"] for _, s in spread]) - means
+    ax.errorbar(xs, means, yerr=np.vstack([low, high]), fmt="_", markersize=12, color=style["edge"],
+                ecolor=style["edge"], elinewidth=1.2, capsize=3, zorder=1)
+
+
+def figure2_points(fam, missing="", spread=False):
+    """One marker per net; with spread, the mean and the range across splits of each treatment and n beside them."""
     fig = new_figure()
     ax = fig.add_subplot(111)
     for key in STYLE:
         if key in fam:
             points(ax, fam[key], STYLE[key], label=STYLE[key]["label"])
+            if spread:
+                range_bars(ax, fam[key], STYLE[key], x_shift=0.04)
     layer_axis(ax)
     ax.set_ylabel(YLABEL)
     ax.legend(loc="lower left", numpoints=1, fontsize=9, frameon=False)
@@ -82,7 +99,8 @@ def figure2_points(fam, missing=""):
     return fig
 
 
-def figure2_lines(fam, annotate=True, missing=""):
+def figure2_lines(fam, annotate=True, missing="", spread=False):
+    """Lines through the means; with spread, a bar from the lowest to the highest net of each point."""
     fig = new_figure()
     ax = fig.add_subplot(111)
     base = fam.get("baseB", {}).get(0, {}).get("mean")
@@ -97,6 +115,10 @@ def figure2_lines(fam, annotate=True, missing=""):
         ax.plot(xs, ys, color=style["edge"], linewidth=2.5, marker=style["marker"], markersize=6,
                 markerfacecolor=style["color"], label=style["label"])
         lines[key] = xs, ys
+    if spread:
+        for key in STYLE:
+            if key in fam:
+                range_bars(ax, fam[key], dict(STYLE[key], shift=STYLE[key]["shift"] / 3))
     if annotate:
         make_room(ax)
         for key, (xs, ys) in lines.items():

@@ -112,10 +112,12 @@ def save(fig, out_base: Path) -> list:
     return written
 
 
-def figure2(summary_dict, out_path, style="points", annotate=True, suite=None, expected=None) -> list:
+def figure2(summary_dict, out_path, style="points", annotate=True, suite=None, expected=None,
+            spread=False) -> list:
     """Figure 2 from {net: numbers}: style "points" (one marker per net) or "lines" (means, with the paper's
     numbered notes unless annotate=False). Works with any subset (e.g. one split); says what is missing: of the
-    suite's Figure 2 nets, or of `expected` (net names) when a run meant only those (the demo)."""
+    suite's Figure 2 nets, or of `expected` (net names) when a run meant only those (the demo). spread: the mean
+    and range (min..max) across splits at each point, as the paper marks them."""
     from . import draw  # lazy for start-up: it loads matplotlib
     fam = summary.families(summary_dict)
     if not FIGURES["figure 2"].drawable(fam):
@@ -123,7 +125,10 @@ def figure2(summary_dict, out_path, style="points", annotate=True, suite=None, e
                         registry.compress(needed("figure 2", suite or guess_suite(summary_dict), core=True)))
     present = {name for name, row in summary_dict.items() if row.get("top1") is not None}
     note = missing_text("figure 2", present, suite or guess_suite(summary_dict), expected=expected)
-    fig = draw.figure2_points(fam, note) if style == "points" else draw.figure2_lines(fam, annotate, note)
+    if style == "points":
+        fig = draw.figure2_points(fam, note, spread=spread)
+    else:
+        fig = draw.figure2_lines(fam, annotate, note, spread=spread)
     return save(fig, Path(out_path).with_suffix(""))
 
 
@@ -144,18 +149,20 @@ def plot_all(results_dir, out_dir, compare=None, nets=None, log=None) -> list:
     return written
 
 
-def draw_figure(figure, fam, present, suite, out, log) -> list:
-    """The files of one registered figure, or [] (saying why, unless the figure is quiet) when it has no data."""
+def draw_figure(figure, fam, present, suite, out, log, expected=None, files=None) -> list:
+    """The files of one registered figure, or [] (saying why, unless the figure is quiet) when it has no data.
+    expected: only these nets count as missing (a run that meant a part of the suite); files: other file names, one
+    per plot, in place of the original repository's."""
     from . import draw  # lazy for start-up: it loads matplotlib
     if not figure.drawable(fam):
         if figure.announce:
             log(f"{figure.name}: skipped, needs test results of some of: "
                 f"{registry.compress(needed(figure.name, suite, core=True))}")
         return []
-    note, written = missing_text(figure.name, present, suite), []
-    for plot in figure.plots:
+    note, written = missing_text(figure.name, present, suite, expected=expected), []
+    for plot, file in zip(figure.plots, files or [plot.file for plot in figure.plots]):
         fig = getattr(draw, plot.function)(fam, missing=note, **dict(plot.options))
-        written += save(fig, out / plot.file)
+        written += save(fig, out / file)
     return written
 
 
