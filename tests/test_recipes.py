@@ -81,3 +81,19 @@ def test_recipe_search_trains_and_measures_the_effects(tmp_path, tiny_data_dir):
     text = (tmp_path / "recipes.md").read_text()
     assert text.splitlines()[2].startswith("| fc32 | ") and "fc_width=32" in text
     assert all(registry.get(name, "mini").family in recipes.PROBES for name in names)
+    again = subprocess.run([sys.executable, "-m", "xfer.cli", "recipe-search", "--table", "--out", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout == text  # the table of what was measured, nothing retrained
+
+
+def test_recipe_search_as_docs_demo_md_lists_the_recipes():
+    proc = subprocess.run([sys.executable, "-m", "xfer.cli", "recipe-search", "--list"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == recipes.list_names()
+    assert "base_iter_scale=3" in proc.stdout
+
+
+def test_the_table_of_an_empty_folder_says_what_to_run(tmp_path):
+    with pytest.raises(XferError, match="no recipe has been measured"):
+        recipes.measured_table(tmp_path)

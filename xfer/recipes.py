@@ -178,9 +178,21 @@ def measure(recipe, results, seeds, seconds, extra) -> dict:
 
 
 def describe_effect(row) -> str:
-    word = "yes" if row["yes"] else ("no" if row["held"] < row["seeds"] else f"{row['held']}/{row['seeds']} seeds")
+    """yes / no (held on k of n seeds) / screen (held on every seed tried, fewer than MIN_SEEDS), then the mean
+    [min..max] across seeds in points."""
+    if row["yes"]:
+        word = "yes"
+    elif row["held"] == row["seeds"]:
+        word = f"screen {row['held']}/{row['seeds']}"
+    else:
+        word = "no" if row["held"] == 0 else f"no ({row['held']}/{row['seeds']})"
     spread = f" [{row['min']:+.1f}..{row['max']:+.1f}]" if row["seeds"] > 1 else ""
     return f"{word}: {row['mean']:+.1f}{spread}"
+
+
+def earlier_seconds(path) -> float:
+    """Training time spent on the recipe by earlier runs into the same folder (their nets are reused)."""
+    return json.loads(path.read_text()).get("seconds", 0) if path.is_file() else 0
 
 
 def table(measured) -> str:
@@ -196,6 +208,18 @@ def table(measured) -> str:
     return "\n".join(lines) + "\n"
 
 
+def measured_table(out=None) -> str:
+    """The table of every recipe measured under `out` (their effects.json, in the registry's order)."""
+    out = Path(out) if out else default_out()
+    rows = [json.loads(path.read_text()) for path in sorted(out.glob("*/effects.json"))]
+    if not rows:
+        raise XferError("no recipe has been measured here yet", path=out,
+                        fix="run `xfer recipe-search --recipes NAME --seeds 0` first")
+    order = list(RECIPES)
+    rows.sort(key=lambda row: order.index(row["recipe"]) if row["recipe"] in order else len(order))
+    return table(rows)
+
+
 def search(names, seeds, out=None, data=None, extra=None, slots=1) -> list:
     """Train and measure each recipe; writes `<out>/<recipe>/effects.json` and `<out>/recipes.md`; returns the
     measurements."""
@@ -207,8 +231,9 @@ def search(names, seeds, out=None, data=None, extra=None, slots=1) -> list:
     for recipe in recipes:
         started = time.monotonic()
         results = train_recipe(recipe, out, data, seeds, extra, slots)
-        row = measure(recipe, results, seeds, time.monotonic() - started, extra)
-        write_text_atomic(out / recipe.name / "effects.json", json.dumps(row, indent=1) + "\n")
+        record = out / recipe.name / "effects.json"
+        row = measure(recipe, results, seeds, time.monotonic() - started + earlier_seconds(record), extra)
+        write_text_atomic(record, json.dumps(row, indent=1) + "\n")
         measured.append(row)
     text = table(measured)
     write_text_atomic(out / "recipes.md", text)

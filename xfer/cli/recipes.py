@@ -14,6 +14,9 @@ def run_search(args) -> int:
         for recipe in recipes.RECIPES.values():
             print(f"{recipe.name:12} {overrides.describe(recipe.overrides):40} {recipe.why}")
         return 0
+    if args.table:
+        print(recipes.measured_table(args.out), end="")
+        return 0
     recipes.search(names_of(args.recipes), demo.parse_seeds(args.seeds), args.out, args.data,
                    overrides.parse_assignments(args.set), args.slots)
     return 0
@@ -30,4 +33,6 @@ def register(sub) -> None:
                    help="an override on top of every recipe (as `xfer render --set`), e.g. max_iter=20 for a smoke run")
     p.add_argument("--slots", type=int, default=max(1, os.cpu_count() or 1), help="nets trained at once")
     p.add_argument("--list", action="store_true", help="list the recipes and exit")
+    p.add_argument("--table", action="store_true",
+                   help="print the table of every recipe measured under --out so far (trains nothing)")
     p.set_defaults(func=run_search)
