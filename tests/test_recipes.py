@@ -44,11 +44,12 @@ def test_recipe_keys_refuse_values_out_of_range(key, value):
 
 def test_an_effect_is_yes_only_when_it_holds_on_every_seed_and_on_enough_of_them():
     row = {"base": 90.0, "specificity": 3.0, "dip": 2.0, "recovery": -0.5, "gain": 0.2}
-    three = recipes.verdict({0: row, 1: row, 2: dict(row, dip=0.1)}, threshold=1.0)
+    three = recipes.verdict({0: row, 1: row, 2: dict(row, dip=0.1)}, {0: 1.0, 1: 1.0, 2: 1.0})
     assert three["specificity"]["yes"] and three["recovery"]["yes"]
     assert not three["dip"]["yes"] and three["dip"]["held"] == 2  # one seed under the noise: not shown
     assert not three["gain"]["yes"] and three["gain"]["held"] == 0
-    one = recipes.verdict({0: row}, threshold=1.0)
+    one = recipes.verdict({0: row}, {0: 1.0})
+    assert not recipes.verdict({0: row, 1: row, 2: row}, {0: 1.0, 1: 1.0, 2: 2.5})["dip"]["yes"]  # seed 2's noise
     assert one["specificity"]["held"] == 1 and not one["specificity"]["yes"]  # one seed is a screen, not a result
     assert recipes.MIN_SEEDS == 3
 

@@ -9,7 +9,7 @@ The four effects, per seed, as paired differences on the same half B (percentage
   recovery      BnB+ at n = 4 minus base B                          (the paper: fine-tuning recovers it, about 0)
   gain          mean AnB+ at n = 1, 4, 7 minus base B               (the paper: transfer + fine-tuning generalises)
 An effect holds on a seed when its difference exceeds the noise of two accuracies on the same val set (twice the
-standard error of a difference of two binomial proportions); recovery holds when BnB+ is not below base B by more
+standard error of a difference of two binomial proportions at that seed's base accuracy); recovery holds when BnB+ is not below base B by more
 than that. A recipe shows an effect when it holds on every seed tried and on at least MIN_SEEDS of them.
 """
 import json
@@ -120,12 +120,13 @@ def holds(effect, value, threshold) -> bool:
     return value > threshold
 
 
-def verdict(per_seed, threshold) -> dict:
-    """{effect: {"mean", "min", "max", "seeds", "yes"}} over the seeds measured."""
+def verdict(per_seed, thresholds) -> dict:
+    """{effect: {"mean", "min", "max", "held", "seeds", "yes"}} over the seeds measured; `thresholds`: the noise of
+    each seed (its base's accuracy sets it)."""
     out = {}
     for effect in EFFECTS:
         values = [row[effect] for row in per_seed.values()]
-        held = sum(holds(effect, v, threshold) for v in values)
+        held = sum(holds(effect, row[effect], thresholds[seed]) for seed, row in per_seed.items())
         out[effect] = {"mean": sum(values) / len(values), "min": min(values), "max": max(values), "held": held,
                        "seeds": len(values), "yes": held == len(values) and held >= MIN_SEEDS}
     return out
@@ -170,11 +171,11 @@ def measure(recipe, results, seeds, seconds, extra) -> dict:
     if missing:
         raise XferError(f"recipe {recipe.name}: seeds {missing} lack a net's numbers", path=results,
                         fix="run the search again: it trains what is missing")
-    base = sum(row["base"] for row in per_seed.values()) / len(per_seed) / 100
-    threshold = noise(base, registry.suite(SUITE).val_images["half"])
+    images = registry.suite(SUITE).val_images["half"]
+    thresholds = {seed: noise(row["base"] / 100, images) for seed, row in per_seed.items()}
     return {"recipe": recipe.name, "overrides": dict(recipe.overrides, **extra), "why": recipe.why,
-            "seeds": list(seeds), "seconds": round(seconds), "threshold": threshold,
-            "per_seed": {str(s): row for s, row in per_seed.items()}, "effects": verdict(per_seed, threshold)}
+            "seeds": list(seeds), "seconds": round(seconds), "thresholds": {str(s): v for s, v in thresholds.items()},
+            "per_seed": {str(s): row for s, row in per_seed.items()}, "effects": verdict(per_seed, thresholds)}
 
 
 def describe_effect(row) -> str:
@@ -238,5 +239,6 @@ def search(names, seeds, out=None, data=None, extra=None, slots=1) -> list:
     text = table(measured)
     write_text_atomic(out / "recipes.md", text)
     say("\n" + text)
-    say(f"noise threshold: {measured[0]['threshold']:.2f} points; table in {out / 'recipes.md'}")
+    noises = [v for row in measured for v in row["thresholds"].values()]
+    say(f"noise thresholds per seed: {min(noises):.2f}..{max(noises):.2f} points; table in {out / 'recipes.md'}")
     return measured
