@@ -9,8 +9,9 @@ The four effects, per seed, as paired differences on the same half B (percentage
   recovery      BnB+ at n = 4 minus base B                          (the paper: fine-tuning recovers it, about 0)
   gain          mean AnB+ at n = 1, 4, 7 minus base B               (the paper: transfer + fine-tuning generalises)
 An effect holds on a seed when its difference exceeds the noise of two accuracies on the same val set (twice the
-standard error of a difference of two binomial proportions at that seed's base accuracy); recovery holds when BnB+ is not below base B by more
-than that. A recipe shows an effect when it holds on every seed tried and on at least MIN_SEEDS of them.
+standard error of a difference of two binomial proportions at that seed's base accuracy); recovery holds when BnB+
+is not below base B by more than that. A recipe shows an effect when it holds on every seed tried and on at least
+MIN_SEEDS of them.
 """
 import json
 import math
