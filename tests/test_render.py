@@ -131,6 +131,19 @@ def test_links_are_relative_and_point_into_the_data_dir(tmp_path):
     assert 'backend: LEVELDB' in (out / net.name / "imagenet_train.prototxt").read_text()
 
 
+def test_render_says_when_the_data_the_nets_read_is_not_built(tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "results"
+    nets = [registry.get("half0A"), registry.get("transfer0A0B_1_3")]
+    render.render(nets, out, data)
+    err = capsys.readouterr().err
+    assert "4 dataset(s) the nets read are not built yet" in err and "xfer db" in err
+    for name in ("half0A_train", "half0A_valid", "half0B_train", "half0B_valid"):
+        (data / name / "lmdb").mkdir(parents=True)
+        (data / name / "mean.binaryproto").write_bytes(b"mean")
+    render.render(nets, out, data)
+    assert "not built yet" not in capsys.readouterr().err
+
+
 def test_check_lists_every_drifted_file(tmp_path, capsys):
     nets = registry.match(["half1?", "transfer1A1B_1_2"])
     render.render(nets, tmp_path, DATA_DIR)

@@ -285,8 +285,22 @@ def render(nets, out_dir=RESULTS_DIR, data_dir=DATA_DIR, backend="lmdb", overrid
     return [plan.folder for plan in plans]
 
 
+def unbuilt_data(done) -> list:
+    """The datasets (databases, means, lists) the rendered nets link to that are not there yet, sorted."""
+    missing = set()
+    for plan in done:
+        for name, target in plan.links.items():
+            if name.startswith("imagenet_") and not (plan.folder / target).exists():
+                missing.add(Path(os.path.normpath(plan.folder / target)).parent)
+    return sorted(missing)
+
+
 def report_render(done, force) -> None:
     """One line per kind of change, so 170 identical updates read as one."""
+    unbuilt = unbuilt_data(done)
+    if unbuilt:
+        say(f"{len(unbuilt)} dataset(s) the nets read are not built yet (links point at nothing), e.g. "
+            f"{unbuilt[0]}: build them with `xfer db` before training", err=True)
     updated = [p for p in done if p.updates]
     if updated:
         files = sorted({name for p in updated for name in p.updates})
