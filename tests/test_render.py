@@ -191,6 +191,10 @@ def test_overrides_change_the_schedule_and_batches():
     assert "max_iter: 7\n" in solver and "base_lr: 0.02\n" in solver and "test_iter: 2\n" in solver
     assert "batch_size: 8\n" in texts["imagenet_train.prototxt"]
     assert "batch_size: 4\n" in texts["imagenet_val.prototxt"]
+    alone = render.render_texts(net, overrides={"val_batch": 64})["imagenet_solver.prototxt"]
+    assert "test_iter: 79\n" in alone  # 5000 val images of half A at 64 a batch: still the whole set, once
+    paper = render.render_texts(registry.get("half0A"), overrides={"val_batch": 25})["imagenet_solver.prototxt"]
+    assert "test_iter: 1000\n" in paper  # the paper's fixed test_iter stays
     with pytest.raises(XferError) as err:
         render.render_texts(net, overrides={"max_iters": 7})
     assert "max_iters" in str(err.value)

@@ -159,9 +159,21 @@ def apply(net, overrides) -> Applied:
     shape = {key: checked.pop(key) for key in SHAPE_KEYS if key in checked}
     scale = checked.pop(SCALE_KEY, 1)
     schedule = dataclasses.replace(net.schedule, **checked)
+    if "val_batch" in data and "test_iter" not in checked:
+        schedule = resize_test_iter(net, schedule, data["val_batch"])
     if scale != 1 and is_from_scratch(net):
         schedule = scale_schedule(schedule, scale)
     return Applied(schedule, reshape(net.spec(), shape), data)
+
+
+def resize_test_iter(net, schedule, val_batch):
+    """A suite whose test_iter covers its val set once (the mini suite) keeps covering it at another val batch;
+    a suite with a fixed test_iter (the paper's 1000 x 50) keeps it, as the paper's solver did."""
+    images = registry.suite(net.suite).val_images
+    if images is None:
+        return schedule
+    count = images.get(net.val_data, images["half"])
+    return dataclasses.replace(schedule, test_iter=-(-count // val_batch))
 
 
 def is_from_scratch(net) -> bool:
