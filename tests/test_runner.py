@@ -68,6 +68,7 @@ def test_local_run_trains_the_graph_and_reruns_skip_it(tmp_path, tiny_render):
     assert dry.returncode == 0
     assert "train  transfer0A0B_1_1 after half0A\n" in dry.stdout and "4 to train, 2 at once" in dry.stdout
     assert "train  transfer0A0B_1_3 after half0A (NOT RENDERED" in dry.stdout
+    assert "a real run would refuse to start: " in dry.stderr and "1 net(s) are not rendered" in dry.stderr
     assert not tail.log_files(out / "half0A")
 
     run = xfer("run", *common, "--slots", "2", "transfer0A0B_1_[12]")

@@ -6,6 +6,7 @@ a net that is still training elsewhere from starting twice (the runner waits for
 """
 from ..errors import XferError
 from ..nets import registry
+from ..progress import say
 from . import backends, checks
 from .netdir import SOLVER_FILE, is_finished, net_dir
 
@@ -53,11 +54,22 @@ def check_rendered(todo, results) -> None:
                         fix=f"run `xfer render --suite {todo[0].suite}` first")
 
 
+def say_refusal(todo, results) -> None:
+    """A dry run prints its plan even where a real run would refuse to start, and says why it would."""
+    try:
+        check_rendered(todo, results)
+        checks.before_submit(todo, results)
+    except XferError as exc:
+        say(f"a real run would refuse to start: {exc}", err=True)
+
+
 def run_graph(patterns, suite, results, backend="local", options=None) -> int:
     """Train the nets matching `patterns` (and their unfinished bases) through a registered backend; exit code."""
     options = options or backends.RunOptions()
     todo, done = plan(patterns, suite, results)
-    if not options.dry_run:
+    if options.dry_run:
+        say_refusal(todo, results)
+    else:
         check_rendered(todo, results)
         checks.before_submit(todo, results)  # labels, stale weights, a hand-started Caffe: refused before any start
     runner = backends.get(backend)(options)
