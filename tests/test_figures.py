@@ -121,3 +121,16 @@ def test_real_caffe_logs_end_to_end(tmp_path, tiny_render):
     assert set(numbers) == {"half0A", "half0B", "transfer0A0B_1_1"}
     assert all(0 <= row["top1"] <= 1 and row["tests"] == 3 and row["last_iter"] == 24 for row in numbers.values())
     assert_figure(figures.figure2(numbers, tmp_path / "fig2", style="lines"))
+
+
+def test_figure3_legend_names_what_the_suites_natman_halves_hold():
+    from xfer.report import draw, figures, summary
+    plot = figures.FIGURES["figure 3"].plots[0]
+    assert figures.plot_options(plot, "paper")["natman_names"] == ("natural", "man-made")
+    names = figures.plot_options(plot, "mini")["natman_names"]
+    assert names == ("clothing", "footwear and bags")
+    numbers = {"halfnatmanA": {"top1": 0.8}, "transfernatmanBA_1_1": {"top1": 0.79},
+               "halfnatmanB": {"top1": 0.96}, "transfernatmanAB_1_1": {"top1": 0.95}}
+    fig = draw.figure3_panel(summary.families(numbers), natman_names=names)
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["transfer footwear and bags $\\to$ clothing", "transfer clothing $\\to$ footwear and bags"]

@@ -55,6 +55,7 @@ class Suite:
     # its val set once; when None, the schedule's test_iter is used as it is.
     val_images: "dict | None" = field(default=None)
     default: bool = False             # the suite every verb uses without --suite
+    natman_names: tuple = ("natural", "man-made")  # what halfnatmanA and halfnatmanB hold (Figure 3's legend)
 
     @property
     def whole_level(self) -> int:
@@ -103,7 +104,8 @@ MINI = Suite(
     pairs=("AA", "AB", "BA", "BB"),  # the demo also needs BB
     ft_splits=("0", "1", "2", "3"), results="mini/results", in_cache=True,
     # Fashion-MNIST's 10000 test images, 1000 per class: a random half holds 5 classes
-    val_images={"whole_valid": 10000, "halfnatmanA_valid": 6000, "halfnatmanB_valid": 4000, "half": 5000})
+    val_images={"whole_valid": 10000, "halfnatmanA_valid": 6000, "halfnatmanB_valid": 4000, "half": 5000},
+    natman_names=("clothing", "footwear and bags"))
 
 _SUITES = {}
 

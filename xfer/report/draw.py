@@ -29,8 +29,8 @@ NOTES = {
     "AnB+": ("5: Transfer + fine-tuning improves generalization", 2, -1.6, 0.14),
 }
 TREATMENTS = tuple(STYLE)[1:]  # BnB, BnB+, AnB, AnB+: the lines drawn against baseB
-NATMAN_STYLE = {"natman:natural": ("#2c7a2c", "o", "transfer man-made $\\to$ natural"),
-                "natman:man-made": ("#c07a10", "s", "transfer natural $\\to$ man-made")}
+NATMAN_STYLE = {"natman:natural": ("#2c7a2c", "o", "transfer {B} $\\to$ {A}"),
+                "natman:man-made": ("#c07a10", "s", "transfer {A} $\\to$ {B}")}
 
 
 def new_figure(width=8.0, height=5.0):
@@ -149,15 +149,17 @@ def make_room(ax, below=0.15, above=0.2):
     ax.set_ylim(low - below * (high - low), high + above * (high - low))
 
 
-def figure3_panel(fam, missing=""):
+def figure3_panel(fam, missing="", natman_names=("natural", "man-made")):
     """Top left: natman transfer by target task; top right: random untrained filters (nolearn) with netbase at 0;
-    bottom: each relative to its own base, with the random A/B splits' AnB for reference."""
+    bottom: each relative to its own base, with the random A/B splits' AnB for reference. natman_names: what the
+    suite's halfnatmanA and halfnatmanB hold, for the legend."""
     fig = new_figure(10, 8)
     left, right, bottom = fig.add_subplot(221), fig.add_subplot(222), fig.add_subplot(212)
     for key, (color, marker, label) in NATMAN_STYLE.items():
         if key in fam:
             xs, ys = mean_line(fam[key])
-            left.plot(xs, ys, color=color, marker=marker, linewidth=2, label=label)
+            left.plot(xs, ys, color=color, marker=marker, linewidth=2,
+                      label=label.format(A=natman_names[0], B=natman_names[1]))
     left.set_ylabel(YLABEL)
     left.legend(fontsize=8, frameon=False, loc="lower left")
     if "random" in fam or "netbase" in fam:

@@ -149,6 +149,15 @@ def plot_all(results_dir, out_dir, compare=None, nets=None, log=None) -> list:
     return written
 
 
+def plot_options(plot, suite) -> dict:
+    """The drawing function's keyword options: the registered ones, and for Figure 3 what the suite's natman
+    halves hold (its legend names them)."""
+    options = dict(plot.options)
+    if plot.function == "figure3_panel":
+        options["natman_names"] = registry.suite(suite).natman_names
+    return options
+
+
 def draw_figure(figure, fam, present, suite, out, log, expected=None, files=None) -> list:
     """The files of one registered figure, or [] (saying why, unless the figure is quiet) when it has no data.
     expected: only these nets count as missing (a run that meant a part of the suite); files: other file names, one
@@ -161,7 +170,7 @@ def draw_figure(figure, fam, present, suite, out, log, expected=None, files=None
         return []
     note, written = missing_text(figure.name, present, suite, expected=expected), []
     for plot, file in zip(figure.plots, files or [plot.file for plot in figure.plots]):
-        fig = getattr(draw, plot.function)(fam, missing=note, **dict(plot.options))
+        fig = getattr(draw, plot.function)(fam, missing=note, **plot_options(plot, suite))
         written += save(fig, out / file)
     return written
 
