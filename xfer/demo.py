@@ -43,13 +43,16 @@ def default_out() -> Path:
 
 def net_names(seeds, layers) -> list:
     """The demo's nets: both bases of each seed, then BnB, BnB+, AnB, AnB+ at each layer n (asked of the registry)."""
-    names = []
-    for seed in seeds:
-        split = [net for net in registry.nets(SUITE) if net.split == str(seed)]
-        names += [net.name for net in split if net.family == "base"]
-        for family in FAMILIES:
-            onto_b = {net.n: net.name for net in split if net.family == family and registry.trained_half(net) == "B"}
-            names += [onto_b[n] for n in layers]
+    return [name for seed in seeds for name in split_names(seed, {family: layers for family in FAMILIES})]
+
+
+def split_names(seed, layers_by_family) -> list:
+    """Both bases of one seed's split, then each family's nets onto half B at its layers n, in that order."""
+    split = [net for net in registry.nets(SUITE) if net.split == str(seed)]
+    names = [net.name for net in split if net.family == "base"]
+    for family, layers in layers_by_family.items():
+        onto_b = {net.n: net.name for net in split if net.family == family and registry.trained_half(net) == "B"}
+        names += [onto_b[n] for n in layers]
     return names
 
 

@@ -26,12 +26,11 @@ from .nets import registry, render
 from .paths import cache_dir, write_text_atomic
 from .progress import say
 from .report import summary
-from .run.backends.local import LocalRunner
-from .run.runner import plan
 
 SUITE = "mini"
 MIN_SEEDS = 3
-# The nets each seed needs: family -> the layers n it is trained at (every transfer onto half B, as in Figure 2).
+# The nets each seed needs: family -> the layers n it is trained at (every transfer onto half B, as in Figure 2;
+# both bases always, so "base" lists no layers).
 PROBES = {"base": (), "selffer": (3, 4, 5), "selffer-ft": (4,), "transfer": (1, 7), "transfer-ft": (1, 4, 7)}
 EFFECTS = ("specificity", "dip", "recovery", "gain")
 
@@ -76,13 +75,9 @@ def get(name) -> Recipe:
 
 
 def net_names(seed) -> list:
-    """Both bases of the seed, then each probed family's nets onto half B (names asked of the registry)."""
-    split = [net for net in registry.nets(SUITE) if net.split == str(seed)]
-    names = [net.name for net in split if net.family == "base"]
-    for family, layers in PROBES.items():
-        names += [net.name for net in split if net.family == family and net.n in layers
-                  and registry.trained_half(net) == "B"]
-    return names
+    """Both bases of the seed, then each probed family's nets onto half B (the demo's selection, asked of the
+    registry)."""
+    return demo.split_names(seed, PROBES)
 
 
 def find(numbers, seed, family, n=None):
@@ -151,17 +146,14 @@ def prepare_data(out, seeds, data=None) -> Path:
 def train_recipe(recipe, out, data, seeds, extra, slots) -> Path:
     """Render the recipe's nets (with `extra` overrides on top) and train what is not finished; its results dir."""
     results = out / recipe.name / "results"
-    names = [name for seed in seeds for name in net_names(seed)]
+    nets = [registry.get(name, SUITE) for seed in seeds for name in net_names(seed)]
     used = dict(recipe.overrides, **extra)
-    say(f"\n== recipe {recipe.name} ({override_values.describe(used)}): {len(names)} nets into {results}")
-    render.render([registry.get(name, SUITE) for name in names], results, data, overrides=used)
-    todo, finished = plan(names, SUITE, results)
-    started = time.monotonic()
-    code = LocalRunner(todo, results, [None] * slots).run() if todo else 0
+    say(f"\n== recipe {recipe.name} ({override_values.describe(used)}): {len(nets)} nets into {results}")
+    render.render(nets, results, data, overrides=used)
+    code = demo.train_nets(results, nets, slots)
     if code:
         raise XferError(f"recipe {recipe.name}: a net failed to train (exit {code})", path=results,
                         fix="see `xfer status --results " + str(results) + "` and the net's caffe log")
-    say(f"   trained {len(todo)} nets ({len(finished)} finished already) in {time.monotonic() - started:.0f} s")
     return results
 
 

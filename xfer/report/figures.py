@@ -20,10 +20,12 @@ from . import summary
 @dataclass(frozen=True)
 class Plot:
     """One file of a figure: its name (the original repository's, without extension) and the drawing function of
-    draw.py that makes it, called as function(families, missing=note, **options)."""
+    draw.py that makes it, called as function(families, missing=note, **options), plus each Suite attribute named
+    in suite_options (what only the suite knows, e.g. what its natman halves hold)."""
     file: str
     function: str
     options: tuple = ()
+    suite_options: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ FIGURES = {figure.name: figure for figure in (
     FigureSpec("figure 3", ("natman-base", "natman-transfer", "nolearn", "netbase", "base", "transfer"),
                ("natman-base", "natman-transfer", "nolearn", "netbase"),
                ("natman:natural", "natman:man-made", "random"),
-               (Plot("result_random_nm_combined", "figure3_panel"),)),
+               (Plot("result_random_nm_combined", "figure3_panel", suite_options=("natman_names",)),)),
     FigureSpec("reduced", ("reduced",), ("reduced",), ("reduced",), (
         Plot("result_reduced", "reduced_figure", (("log", False),)),
         Plot("result_reduced_log", "reduced_figure", (("log", True),)))),
@@ -150,12 +152,8 @@ def plot_all(results_dir, out_dir, compare=None, nets=None, log=None) -> list:
 
 
 def plot_options(plot, suite) -> dict:
-    """The drawing function's keyword options: the registered ones, and for Figure 3 what the suite's natman
-    halves hold (its legend names them)."""
-    options = dict(plot.options)
-    if plot.function == "figure3_panel":
-        options["natman_names"] = registry.suite(suite).natman_names
-    return options
+    """The drawing function's keyword options: the registered ones and the suite's attributes the plot names."""
+    return dict(plot.options, **{name: getattr(registry.suite(suite), name) for name in plot.suite_options})
 
 
 def draw_figure(figure, fam, present, suite, out, log, expected=None, files=None) -> list:
