@@ -10,7 +10,8 @@ It prints the best wall time of each over the rounds, CPU seconds (user+sys, all
 cold/zcat (target <= 2) and warm in-process (target < 0.5 s), and the load average before and after, since other
 work on the machine slows every figure. Figures: docs/figures.md.
 
-Usage: .venv/bin/python bench/bench_logs.py [--results ../shared/paper/results] [--rounds 3]
+Usage: .venv/bin/python bench/bench_logs.py [--results DIR] [--rounds 3]
+(default: the paper's logs as `xfer paper` fetched them; without them it says so, names the command and skips)
 """
 import argparse
 import json
@@ -22,8 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from xfer.paths import paper_results
+
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RESULTS = ROOT.parent / "shared" / "paper" / "results"
 
 
 def children_cpu():
@@ -64,10 +66,14 @@ def warm_in_process(results, cache):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default=str(DEFAULT_RESULTS), help="a results tree (default: the paper's)")
+    parser.add_argument("--results", help="a results tree (default: the paper's logs, fetched by `xfer paper`)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    results = Path(args.results)
+    results = Path(args.results) if args.results else paper_results()
+    if not args.results and not results.is_dir():
+        print(f"bench_logs: skipped: the paper's logs are not fetched yet (looked in {results}); fetch them with "
+              "`.venv/bin/xfer paper` and run this again")
+        return 0
     files = sorted(str(p) for p in results.glob("*/*.gz"))
     if not files:
         raise SystemExit(f"no *.gz logs under {results}")

@@ -64,7 +64,8 @@ def compare_with_paper(shown, out, paper=None) -> list:
     tree = paper_tree(paper)
     if tree is None:
         say(f"comparison with the paper: skipped, no results tree of the paper's nets at "
-            f"{Path(paper) if paper else paper_results()} (name one with --paper DIR)")
+            f"{Path(paper) if paper else paper_results()} (fetch the paper's logs with `xfer paper`, or name a "
+            "tree with --paper DIR)")
         return []
     paper_numbers, _ = summary.load(tree)  # the paper's tree has known gaps (e.g. 22 fine-tuned nets): not ours
     table_rows = compare.compare_trees(shown, paper_numbers, registry.suite(SUITE).whole_level,

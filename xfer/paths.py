@@ -30,13 +30,17 @@ def cache_dir() -> Path:
     return Path(base) / "xfer"
 
 
+def paper_dir() -> Path:
+    """Where `xfer paper` puts the original study's logs (results/<net>/*.gz) and its fetch record."""
+    return cache_dir() / "paper"
+
+
 def paper_results() -> Path:
-    """The original study's results tree (one folder of Caffe logs per net) that the demo compares itself with:
-    $XFER_PAPER_DIR/results when set, else shared/paper/results beside the repository (the project's reference
-    copy; a user's clone has none, or passes its own checkout's results/ to `xfer demo --paper`)."""
+    """The original study's results tree (one folder of Caffe logs per net) that summary, plot, the demo and the
+    notebook compare with: $XFER_PAPER_DIR/results when set, else the logs `xfer paper` fetched (paper_dir())."""
     if os.environ.get("XFER_PAPER_DIR"):
         return Path(os.environ["XFER_PAPER_DIR"]) / "results"
-    return ROOT.parent / "shared" / "paper" / "results"
+    return paper_dir() / "results"
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ STAGE_MODULES = [
     "surgery",     # base weights -> init weights of a transfer net; verify frozen layers
     "train",       # one net with real `caffe train`
     "runner",      # the whole graph, locally or on SLURM; status
+    "paper",       # the original study's logs -> the kit's cache (checked)
     "summary",     # logs -> the paper's numbers
     "figures",     # numbers -> the paper's figures
     "similarity",  # trained nets -> linear CKA layer by layer

@@ -42,6 +42,8 @@ from .series import FIELD_TYPES, Series, make_digest
 
 PARALLEL_BYTES = 4 << 20  # below this much compressed input a process pool costs more than it saves
 
+NO_LOGS = "no training logs in the folder"  # the problem of a net not trained yet (summary groups them)
+
 
 class FullDetail:
     """Fetches a quantity of a net from a full parse of its logs (made once, then cached), for series that a
@@ -103,7 +105,7 @@ class NetLog:
         """Plain-words reasons this net's numbers are missing or doubtful (empty when all is well)."""
         out = []
         if not self.files:
-            out.append("no training logs in the folder")
+            out.append(NO_LOGS)
         elif not len(self.loss) and not self.tests:
             out.append("logs hold no training iterations (the run crashed or has not started)")
         elif not self.tests:

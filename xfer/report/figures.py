@@ -1,7 +1,7 @@
 """Numbers -> the paper's figures as PDF and PNG, and `xfer plot`.
 
     xfer plot --results results/ --out plots/                       # the reproduction
-    xfer plot --results ../shared/paper/results --compare results/   # the paper's numbers, the reproduction over them
+    xfer plot --results paper --compare results/   # the paper's numbers (`xfer paper`), the reproduction over them
 
 Every figure is drawn from what the results tree holds: a figure with some of its nets missing is drawn with the
 ones present and says in small print which are missing (e.g. the demo, which trains split 0 only); a figure with

@@ -143,7 +143,7 @@ def to_csv(numbers: dict) -> str:
 
 def problem_lines(problems: dict) -> list:
     """One line per net with a problem; nets that merely have no logs yet are listed together."""
-    empty = sorted(n for n, p in problems.items() if p == ["no training logs in the folder"])
+    empty = sorted(n for n, p in problems.items() if p == [parser.NO_LOGS])
     lines = [f"{name}: " + "; ".join(problems[name]) for name in sorted(set(problems) - set(empty))]
     if empty:
         lines.append(f"no training logs yet ({len(empty)} nets): " + ", ".join(empty))
