@@ -1,5 +1,8 @@
 """Shared fixtures: the paper's reference files (from ../shared/paper, never copied) and the Caffe build."""
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,35 @@ def tiny_render(tiny_data_dir):
                       force=force)
         return out
     return make
+
+
+# ---- The paper's logs as `xfer paper` fetches them: a git repository laid out like the original, cloned over file:// --
+def run_xfer(*args, cache, check=True):
+    """`xfer ARGS` as a subprocess with the kit's cache at `cache` (and no XFER_PAPER_DIR override)."""
+    env = dict(os.environ, XFER_CACHE=str(cache))
+    env.pop("XFER_PAPER_DIR", None)
+    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], env=env, capture_output=True, text=True,
+                          check=check, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def paper_repo(paper_dir, tmp_path_factory) -> Path:
+    """A git repository laid out like the original one (results/<net>/*.gz), built from ../shared/paper's logs."""
+    repo = tmp_path_factory.mktemp("convnet_transfer")
+    shutil.copytree(paper_dir / "results", repo / "results")
+    for path in repo.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)  # the fixture's files are read-only
+    run = dict(cwd=repo, check=True, capture_output=True)
+    subprocess.run(["git", "init", "-q"], **run)
+    subprocess.run(["git", "add", "-A"], **run)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "logs"], **run)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def fetched_cache(paper_repo, tmp_path_factory) -> Path:
+    """A kit cache into which `xfer paper --from file://...` fetched the logs (a real shallow git clone)."""
+    cache = tmp_path_factory.mktemp("cache")
+    proc = run_xfer("paper", "--from", f"file://{paper_repo}", cache=cache)
+    assert "git clone --depth 1" in proc.stdout and "354 logs of 148 nets verified" in proc.stdout
+    return cache

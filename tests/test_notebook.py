@@ -1,6 +1,7 @@
 """plots/transfer_plots.ipynb: committed clean (the kit's kernel, no outputs, no parsing code), executed end to end
 with nbclient on the paper's logs chosen by XFER_RESULTS, and its choice of results tree when nothing is set."""
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -74,9 +75,12 @@ def test_chooses_results_without_an_edit(tmp_path, monkeypatch):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     first, choose = code_cells(nb)[0], choice_cell(nb)
     demo_log = cache / "demo" / "results" / "half0A" / "261203_080000_half0A.log"
+    paper_log = cache / "paper" / "results" / "half0A" / "140403_063910_half0A.o1"
     cases = [  # (what the case changes, then the first cell's results_dir)
         ("", None),
-        (f"from pathlib import Path\nPath({str(demo_log.parent)!r}).mkdir(parents=True)\n"
+        (f"from pathlib import Path\nPath({str(paper_log.parent)!r}).mkdir(parents=True)\n"
+         f"Path({str(paper_log)!r}).write_text({DEMO_LOG_LINE!r})", None),
+        (f"Path({str(demo_log.parent)!r}).mkdir(parents=True)\n"
          f"Path({str(demo_log)!r}).write_text({DEMO_LOG_LINE!r})", None),
         (f"import os\nos.environ['XFER_RESULTS'] = {str(tmp_path / 'nowhere')!r}", None),
         (f"os.environ['XFER_RESULTS'] = {str(other)!r}", None),
@@ -89,6 +93,7 @@ def test_chooses_results_without_an_edit(tmp_path, monkeypatch):
     NotebookClient(nb, timeout=120, kernel_name="xfer", allow_errors=True,
                    resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
     results = [cell.outputs for cell in nb.cells[2::2]]
+    paper_case = results.pop(1)
     kit_has_logs = any(parser.find_logs(folder) for folder in parser.net_dirs(RESULTS_DIR))
     if kit_has_logs:  # a checkout where nets were trained: results/ comes first
         assert "(the kit's results/, which hold training logs)" in results[0][0].text
@@ -98,9 +103,38 @@ def test_chooses_results_without_an_edit(tmp_path, monkeypatch):
         assert error.traceback == [f"Nothing to plot: {error.evalue}"]  # one message, no traceback
         assert str(RESULTS_DIR) in error.evalue and str(cache / "demo" / "results") in error.evalue
         assert "set results_dir in the first code cell (or XFER_RESULTS" in error.evalue.replace("Set", "set")
+        assert "`xfer paper`" in error.evalue and str(cache / "paper" / "results") in error.evalue
+        assert paper_case[0].text == f"results: {cache / 'paper' / 'results'} (the paper's logs, fetched by " \
+                                     "`xfer paper`)\n"
         assert results[1][0].text == f"results: {cache / 'demo' / 'results'} (the demo's results, which hold " \
                                      "training logs)\n"
     assert results[2][0].output_type == "error" and "nowhere (from XFER_RESULTS) is not a directory" in \
         results[2][0].evalue
     assert results[3][0].text == f"results: {other} (from XFER_RESULTS)\n"
     assert results[4][0].text == f"results: {mine} (from results_dir above)\n"
+
+
+@pytest.mark.slow
+def test_shows_the_papers_figures_beside_your_own(fetched_cache, paper_dir, tmp_path, monkeypatch):
+    """After `xfer paper`, with a results tree of one's own (here a few of the paper's nets, copied): one's own
+    figures with the paper overlaid on Figure 2, then the paper's own figures from the fetched logs."""
+    from nbclient import NotebookClient
+    mine = tmp_path / "mine"
+    for name in ["half0A", "half0B"] + [f"transfer0A0B_1_{n}" for n in range(1, 8)]:
+        shutil.copytree(paper_dir / "results" / name, mine / name)
+    monkeypatch.setenv("XFER_CACHE", str(fetched_cache))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("XFER_RESULTS", str(mine))
+    monkeypatch.delenv("XFER_PAPER_DIR", raising=False)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    first = code_cells(nb)[0]
+    first.source = first.source.replace('plot_dir = "."', f"plot_dir = {str(tmp_path / 'plots')!r}")
+    NotebookClient(nb, timeout=300, kernel_name=nb.metadata.kernelspec.name,
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    text = outputs_text(nb)
+    paper_tree = fetched_cache / "paper" / "results"
+    assert f"the paper's logs: {paper_tree}" in text and f"overlaid on Figure 2: {paper_tree}" in text
+    assert (tmp_path / "plots" / "compare_transfer_lines.png").stat().st_size > 0
+    for base in ("result_transfer_lines", "result_random_nm_combined", "result_reduced"):
+        assert (tmp_path / "plots" / "paper" / f"{base}.png").stat().st_size > 0, base
+    assert all(out.output_type != "error" for cell in code_cells(nb) for out in cell.outputs)

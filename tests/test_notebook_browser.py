@@ -13,6 +13,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from xfer.logs import parser
+from xfer.paths import RESULTS_DIR
+
 from jupyter_fixture import descendants, free_port, jupyter_env, kill_left, wait_gone, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,14 +28,16 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def server(tmp_path, paper_dir, tmp_path_factory):
+def server(tmp_path, fetched_cache):
     """(base URL, token, folder): Jupyter Notebook on a free loopback port serving a copy of the notebook."""
     folder = tmp_path / "notebooks"
     folder.mkdir()
     shutil.copy(NOTEBOOK, folder / NOTEBOOK.name)
     port, token = free_port(), os.urandom(16).hex()
-    env = jupyter_env(tmp_path, JUPYTER_TOKEN=token, XFER_RESULTS=str(paper_dir / "results"),
-                      XFER_CACHE=str(tmp_path_factory.getbasetemp() / "xfer-cache"))
+    # As a user after `xfer paper`: nothing set, the paper's logs fetched into the kit's cache.
+    env = jupyter_env(tmp_path, JUPYTER_TOKEN=token, XFER_CACHE=str(fetched_cache))
+    env.pop("XFER_RESULTS", None)
+    env.pop("XFER_PAPER_DIR", None)
     args = [str(JUPYTER), "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
             f"--ServerApp.root_dir={folder}"] + (["--allow-root"] if os.getuid() == 0 else [])
     with open(tmp_path / "jupyter.log", "wb") as log:
@@ -106,7 +111,7 @@ def saved_outputs(path):
     return [out for cell in cells if cell.cell_type == "code" for out in cell.outputs] or None
 
 
-def test_runs_all_cells_in_chromium_and_shows_figure2(server, browser, tmp_path):
+def test_runs_all_cells_in_chromium_and_shows_figure2(server, browser, tmp_path, fetched_cache):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     base, token, folder = server
@@ -141,6 +146,9 @@ def test_runs_all_cells_in_chromium_and_shows_figure2(server, browser, tmp_path)
     # Jupyter's atomic_writing writes the file in place (after a backup copy): wait for a whole notebook.
     outputs = wait.until(lambda d: saved.stat().st_mtime_ns != before and saved_outputs(saved))
     assert not [out for out in outputs if out.output_type == "error"]
+    text = "".join(out.get("text", "") for out in outputs)
+    if not any(parser.find_logs(folder) for folder in parser.net_dirs(RESULTS_DIR)):  # a clone with no runs of its own
+        assert f"results: {fetched_cache / 'paper' / 'results'} (the paper's logs, fetched by `xfer paper`)" in text
     assert sum("image/png" in out.get("data", {}) for out in outputs) >= 7
 
     # The figures cell at the top of the window, its first figure (Figure 2, points) below it.
