@@ -88,7 +88,7 @@ def tiny_render(tiny_data_dir):
     return make
 
 
-# ---- The paper's logs as `xfer paper` fetches them: a git repository laid out like the original, cloned over file:// --
+# ---- The paper's logs as `xfer paper` fetches them: a git repository laid out like the original, cloned over file://
 def run_xfer(*args, cache, check=True):
     """`xfer ARGS` as a subprocess with the kit's cache at `cache` (and no XFER_PAPER_DIR override)."""
     env = dict(os.environ, XFER_CACHE=str(cache))

@@ -21,7 +21,9 @@ def run_plot(args) -> int:
 def register(sub):
     p = sub.add_parser("plot", help="the paper's figures (PDF and PNG) from a results tree's logs")
     p.add_argument("nets", nargs="*", metavar="NET_PATTERN", help="fnmatch patterns of net names (default all)")
-    p.add_argument("--results", default=str(RESULTS_DIR), help="the results tree (default: results/ of the kit; `paper`: the logs `xfer paper` fetched)")
+    p.add_argument("--results", default=str(RESULTS_DIR),
+                   help="the results tree (default: results/ of the kit; `paper`: the logs `xfer paper` fetched)")
     p.add_argument("--out", default=str(PLOTS_DIR), help="where the figures go (default: plots/)")
-    p.add_argument("--compare", metavar="DIR2", help="a second results tree to overlay on Figure 2 (`paper`: the logs `xfer paper` fetched)")
+    p.add_argument("--compare", metavar="DIR2",
+                   help="a second results tree to overlay on Figure 2 (`paper`: the logs `xfer paper` fetched)")
     p.set_defaults(func=run_plot)
