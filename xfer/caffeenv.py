@@ -86,3 +86,41 @@ def read_net(path, old_syntax=False):
         raise XferError("old-syntax (V0/V1) net definition", path=path,
                         fix="upgrade it with Caffe's upgrade_net_proto_text, or re-render it with `xfer render`")
     return param
+
+
+# OpenBLAS picks its kernels by the CPU when it loads (Zen and Haswell: AVX2 + FMA; SkylakeX: AVX-512; ...), and
+# kernels round differently. A miniature trained on two machines differed by up to 6.5 points (AnB at n = 6) while
+# each machine repeated its own numbers exactly. Haswell's kernels run on every x86-64 CPU with AVX2 and FMA (Intel
+# since 2013, AMD since 2015; Zen's own choice is the same code), and one BLAS thread per Caffe keeps every sum in
+# one order whatever the core count.
+PINNED_BLAS = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "1"}
+PINNED_FLAGS = ("avx2", "fma")
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo") -> set:
+    """The first CPU's feature flags (empty when unknown: not Linux, or not x86)."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def pinned_blas_env(environ=None, flags=None) -> tuple:
+    """(entries to add to a Caffe's environment, one line saying what they do) for the same CPU arithmetic on any
+    x86-64 with AVX2 and FMA. A value the user set wins; a CPU without those flags gets nothing (forcing Haswell's
+    kernels there would kill Caffe with SIGILL), and the line says the numbers may differ."""
+    environ = os.environ if environ is None else environ
+    flags = cpu_flags() if flags is None else flags
+    if not set(PINNED_FLAGS) <= flags:
+        return {}, ("BLAS: this CPU lacks AVX2/FMA, OpenBLAS chooses its own kernels: "
+                    "numbers may differ from the README's (docs/demo.md#numbers-across-machines)")
+    chosen = {k: v for k, v in PINNED_BLAS.items() if k not in environ}
+    kept = {k: environ[k] for k in PINNED_BLAS if k in environ and environ[k] != PINNED_BLAS[k]}
+    line = "BLAS: OpenBLAS Haswell kernels, 1 thread per net (the same numbers on any x86-64 with AVX2)"
+    if kept:
+        mine = " ".join(f"{k}={v}" for k, v in kept.items())
+        line = f"BLAS: your {mine} kept: numbers may differ from the README's"
+    return chosen, line

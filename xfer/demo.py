@@ -18,7 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
-from . import demo_full
+from . import caffeenv, demo_full
 from .analysis import layerwise
 from .data import databases, fashion, lists, splits
 from .errors import XferError
@@ -127,7 +127,9 @@ def train_nets(results, nets, slots) -> int:
     todo, finished = plan([net.name for net in nets], SUITE, results)
     if finished:
         say(f"   finished already: {len(finished)} nets")
-    runner = LocalRunner(todo, results, [None] * slots)
+    env, line = caffeenv.pinned_blas_env()
+    say(f"   {line}")
+    runner = LocalRunner(todo, results, [None] * slots, env=env)
     code = runner.run() if todo else 0
     done(started)
     return code

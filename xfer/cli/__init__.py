@@ -6,6 +6,7 @@ like the pipeline.
 """
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import XferError
@@ -66,3 +67,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"xfer {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `xfer nets --json | head`: the reader left; stop quietly, as `cat` does, with nothing more to stdout
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

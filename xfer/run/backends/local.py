@@ -26,8 +26,9 @@ def train_command(net, results, device) -> list:
 class LocalRunner:
     """Up to len(devices) `xfer train` children at once; a device is a GPU number or None (a CPU slot)."""
 
-    def __init__(self, todo, results, devices, poll=POLL_SECONDS):
+    def __init__(self, todo, results, devices, poll=POLL_SECONDS, env=None):
         self.pending, self.results, self.free, self.poll = list(todo), results, list(devices), poll
+        self.env = dict(env or {})  # entries every trainer gets on top of this process's environment
         self.devices = list(devices)
         self.running, self.failed, self.finished, self.skipped = {}, [], [], []
         self.total, self.started = len(self.pending), {}
@@ -85,8 +86,8 @@ class LocalRunner:
 
     def child_env(self) -> dict:
         """CPU slots share the cores: each Caffe gets its share of BLAS threads (more would only fight over them),
-        unless the user set OPENBLAS_NUM_THREADS."""
-        env = dict(os.environ)
+        unless the user (or the runner's own `env`) set OPENBLAS_NUM_THREADS."""
+        env = dict(os.environ, **self.env)
         cpu_slots = sum(1 for d in self.devices if d is None)
         if cpu_slots:
             env.setdefault("OPENBLAS_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // cpu_slots)))
