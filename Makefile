@@ -23,7 +23,7 @@ test: setup lint
 	.venv/bin/python -m pytest -ra $(PYTEST_ARGS)
 
 lint: setup
-	.venv/bin/ruff check xfer tests bench
+	.venv/bin/ruff check xfer tests bench plots tools
 
 demo: setup
 	.venv/bin/xfer demo $(DEMO_ARGS)
