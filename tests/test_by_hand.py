@@ -153,3 +153,36 @@ def test_train_links_the_alias_in_a_folder_rendered_before_it(tmp_path):
     alias.write_bytes(b"2014 weights")
     netdir.link_final_alias(net, tmp_path)
     assert alias.read_bytes() == b"2014 weights"
+
+
+@pytest.mark.caffe
+def test_weights_by_the_2014_name_of_any_snapshot(tmp_path, tiny_render, caffe, monkeypatch):
+    """Kit patch 0004: `-weights basenet/caffe_imagenet_train_iter_N` with no link of that name (N short of max_iter,
+    as when a user shortens a schedule by hand) reads `…_iter_N.caffemodel`; a name that has neither still fails, naming the path."""
+    out = tiny_render(tmp_path / "results", [BASE, TRANSFER])
+    caffe_bin = shlex.quote(str(Path(sys.prefix) / "bin" / "caffe"))
+    base = by_hand(out / BASE, f"{caffe_bin} train -solver imagenet_solver.prototxt > log_file 2>&1", tmp_path)
+    assert base.returncode == 0, (out / BASE / "log_file").read_text()[-2000:]
+    early = "caffe_imagenet_train_iter_16"
+    assert not (out / BASE / early).exists() and (out / BASE / f"{early}.caffemodel").is_file()
+
+    transfer = by_hand(out / TRANSFER, f"{caffe_bin} train -solver imagenet_solver.prototxt "
+                       f"-weights basenet/{early} > log_file 2>&1", tmp_path)
+    log = (out / TRANSFER / "log_file").read_text()
+    assert transfer.returncode == 0, log[-2000:]
+    assert f"basenet/{early} does not exist: reading basenet/{early}.caffemodel" in log
+    pb2 = caffe.proto.caffe_pb2
+    final = out / TRANSFER / f"caffe_imagenet_train_iter_{MAX_ITER}.caffemodel"
+    assert blob_data(pb2, out / BASE / f"{early}.caffemodel", "conv1") == blob_data(pb2, final, "conv1")
+
+    # pycaffe's Net.copy_from is the same Net::CopyTrainedLayersFrom (its constructor checks the path itself first)
+    monkeypatch.chdir(out / BASE)  # the rendered data sources are relative to the net folder
+    net = caffe.Net("imagenet_val.prototxt", caffe.TEST)
+    net.copy_from(early)
+    assert list(net.params["conv1"][0].data.ravel()) == pytest.approx(
+        blob_data(pb2, out / BASE / f"{early}.caffemodel", "conv1"))
+
+    missing = by_hand(out / TRANSFER, f"{caffe_bin} train -solver imagenet_solver.prototxt "
+                      "-weights basenet/caffe_imagenet_train_iter_999 > log_missing 2>&1", tmp_path)
+    assert missing.returncode != 0
+    assert "Couldn't open basenet/caffe_imagenet_train_iter_999" in (out / TRANSFER / "log_missing").read_text()

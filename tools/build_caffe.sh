@@ -145,6 +145,9 @@ main() {
           echo "py=$py_v numpy=$numpy_v"; } \
         | sha256sum | cut -c1-12)
   local prefix="$CACHE/caffe-$key"
+  # Two setups at once (worktrees of one clone, CI beside a session) build a key once: the second waits here.
+  exec 9>"$CACHE/caffe-$key.lock"
+  flock 9
   if [ -f "$prefix/.complete" ]; then echo "[build_caffe] cached build $prefix" >&2; echo "$prefix"; return; fi
 
   local build="$CACHE/build-$key"
