@@ -20,7 +20,7 @@ setup:
 	bash tools/setup.sh
 
 test: setup lint
-	.venv/bin/python -m pytest -ra $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -ra --durations=25 $(PYTEST_ARGS)
 
 lint: setup
 	.venv/bin/ruff check xfer tests bench plots tools
