@@ -158,7 +158,8 @@ def test_train_links_the_alias_in_a_folder_rendered_before_it(tmp_path):
 @pytest.mark.caffe
 def test_weights_by_the_2014_name_of_any_snapshot(tmp_path, tiny_render, caffe, monkeypatch):
     """Kit patch 0004: `-weights basenet/caffe_imagenet_train_iter_N` with no link of that name (N short of max_iter,
-    as when a user shortens a schedule by hand) reads `…_iter_N.caffemodel`; a name that has neither still fails, naming the path."""
+    as when a user shortens a schedule by hand) reads `…_iter_N.caffemodel`; a name that has neither still fails,
+    naming the path."""
     out = tiny_render(tmp_path / "results", [BASE, TRANSFER])
     caffe_bin = shlex.quote(str(Path(sys.prefix) / "bin" / "caffe"))
     base = by_hand(out / BASE, f"{caffe_bin} train -solver imagenet_solver.prototxt > log_file 2>&1", tmp_path)
