@@ -59,3 +59,17 @@ def accuracy_run(name, accs, losses, train_losses, folder):
         rows.append(line(when, "solver.cpp:123", f"Test score #0: {acc}"))
         rows.append(line(when, "solver.cpp:123", f"Test score #1: {loss}"))
     write(folder / name / f"140403_060000_{name}.o1", "".join(rows))
+
+
+def caffe_pids(folder) -> list:
+    """Pids of the `caffe` processes whose working folder is `folder` (the net folder a trainer runs Caffe in)."""
+    import os
+    found, want = [], os.path.realpath(folder)
+    for entry in (name for name in os.listdir("/proc") if name.isdigit()):
+        try:
+            argv0 = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")[0]
+            if os.path.basename(argv0) in (b"caffe", b"caffe.bin") and os.readlink(f"/proc/{entry}/cwd") == want:
+                found.append(int(entry))
+        except OSError:  # gone meanwhile
+            continue
+    return found

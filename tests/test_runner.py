@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 
 from helpers import xfer as run_xfer
+from xfer import caffeenv
 from xfer.logs import tail
 from xfer.nets import registry
 from xfer.run import netdir, runner
@@ -29,13 +30,18 @@ def log_start(log):
 
 
 def fake_finish(out, name):
-    """Mark a net finished the way Caffe does: the final .caffemodel and .solverstate in its folder."""
+    """Mark a net finished the way Caffe does: the final .caffemodel (a parseable one, with a layer of weights: a
+    cut or empty file counts as unfinished) and .solverstate in its folder."""
     net = registry.get(name, "mini")
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     stem = net.final_snapshot().removesuffix(".caffemodel")
-    for suffix in (".caffemodel", ".solverstate"):
-        (folder / (stem + suffix)).write_bytes(b"")
+    weights = caffeenv.caffe_pb2().NetParameter()
+    blob = weights.layer.add(name="conv1").blobs.add()
+    blob.shape.dim.append(2)
+    blob.data.extend([0.5, -0.5])
+    (folder / (stem + ".caffemodel")).write_bytes(weights.SerializeToString())
+    (folder / (stem + ".solverstate")).write_bytes(b"")
 
 
 def test_plan_puts_unfinished_bases_first(tmp_path):

@@ -3,7 +3,7 @@ import json
 
 from ..nets import registry
 from ..report import status
-from ..run import backends, runner
+from ..run import backends, failures, runner
 from ..run.netdir import hand_trainings, results_root, tree_suite
 
 
@@ -16,7 +16,7 @@ def run_run(args) -> int:
     options = backends.RunOptions(gpus=args.gpus, cpu=args.cpu, slots=args.slots, dry_run=args.dry_run,
                                   wait=args.wait, partition=args.partition, time=args.time,
                                   signal_lead=args.signal_lead, cpus_per_task=args.cpus_per_task,
-                                  sbatch_args=args.sbatch_arg)
+                                  sbatch_args=args.sbatch_arg, retries=args.retries)
     return runner.run_graph(args.patterns, args.suite, results, args.backend, options)
 
 
@@ -54,6 +54,9 @@ def register(sub):
     p.add_argument("--cpus-per-task", type=int, help="slurm CPUs per job")
     p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
                    help="extra sbatch argument (repeatable)")
+    p.add_argument("--retries", type=int, default=failures.DEFAULT_RETRIES, metavar="N",
+                   help="per net: start it again from its newest whole snapshot after a failure that may pass (Caffe "
+                        "killed by a signal, a CUDA error, a lost node), at most N times (default %(default)s)")
     p.set_defaults(func=run_run)
 
     p = sub.add_parser("status", help="one table of every net: state, iteration, accuracy, ETA, SLURM job")

@@ -11,7 +11,7 @@ def run_train(args) -> int:
     net = registry.get(args.net, suite)
     try:
         return train.train(net, results=results_root(args.results, suite), cpu=args.cpu, gpu=args.gpu,
-                           quiet=args.quiet, force=args.force)
+                           quiet=args.quiet, force=args.force, retries=args.retries)
     except train.StopTraining as stop:
         where = f"snapshot at iteration {stop.stopped_at}" if stop.stopped_at is not None else "no snapshot yet"
         print(f"xfer train: {net.name} stopped by {stop} ({where}); the same command resumes it", file=sys.stderr)
@@ -31,5 +31,9 @@ def register(sub):
     p.add_argument("--force", action="store_true",
                    help="restart a net whose snapshots came from an older version of its base (the old snapshots "
                         "and logs are moved into superseded_<time>/)")
+    p.add_argument("--retries", type=int, default=0, metavar="N",
+                   help="after a failure that may pass (Caffe killed by a signal, a CUDA error) exit 75 instead of "
+                        "failing, while the net has had fewer than N such tries (counted in .xfer_retries.json); "
+                        "the caller starts it again and it resumes")
     p.set_defaults(func=run_train)
 

@@ -7,28 +7,44 @@ a net that is still training elsewhere from starting twice (the runner waits for
 from ..errors import XferError
 from ..nets import registry
 from ..progress import say
-from . import backends, checks
+from . import backends, checks, snapshots
 from .netdir import SOLVER_FILE, is_finished, net_dir
 
 
 def plan(patterns, suite, results) -> tuple:
-    """(nets to train in dependency order, nets finished already). Unfinished bases of selected nets are added."""
+    """(nets to train in dependency order, nets finished already). Unfinished bases of selected nets are added; a
+    net whose final snapshot is cut short or unreadable counts as unfinished (it trains again from its newest whole
+    snapshot)."""
     selected = registry.match(patterns, suite)
     if patterns and not selected:
         raise XferError(f"no net of the {suite} suite matches {' '.join(patterns)}",
                         fix=f"see the names with `xfer status --suite {suite}`")
+    finished = FinishedWhole(results)
     wanted = {net.name for net in selected}
     stack = list(selected)
     while stack:
         for dep in registry.dependencies(stack.pop()):
             base = registry.get(dep, suite)
-            if dep not in wanted and not is_finished(base, results):
+            if dep not in wanted and not finished(base):
                 wanted.add(dep)
                 stack.append(base)
     ordered = order_by_dependencies([net for net in registry.nets(suite) if net.name in wanted])
-    todo = [net for net in ordered if not is_finished(net, results)]
-    done = [net for net in ordered if is_finished(net, results)]
-    return todo, done
+    return [net for net in ordered if not finished(net)], [net for net in ordered if finished(net)]
+
+
+class FinishedWhole:
+    """is_finished, and its final snapshot whole (xfer/run/snapshots.py); each net asked once, a broken one said."""
+
+    def __init__(self, results):
+        self.results, self.known = results, {}
+
+    def __call__(self, net) -> bool:
+        if net.name not in self.known:
+            problem = snapshots.final_problem(net, self.results) if is_finished(net, self.results) else "unfinished"
+            if problem not in (None, "unfinished"):
+                say(f"{net.name}: its final snapshot {problem}; it trains again from its newest whole snapshot")
+            self.known[net.name] = problem is None
+        return self.known[net.name]
 
 
 def order_by_dependencies(nets) -> list:

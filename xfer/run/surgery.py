@@ -19,6 +19,7 @@ from ..errors import XferError
 from ..nets import registry
 from ..paths import atomic_path, file_digest, write_text_atomic
 from ..progress import say
+from . import snapshots
 from .netdir import latest_snapshot, net_dir, now_iso, read_json, solver_schedule
 
 INIT_FILE = "init.caffemodel"
@@ -61,7 +62,9 @@ def read_blobs(path, names=None) -> dict:
     try:
         param.ParseFromString(path.read_bytes())
     except Exception as exc:  # protobuf's DecodeError and friends: a truncated or foreign file
-        raise XferError(f"not a Caffe weights file ({exc})", path=path) from exc
+        raise XferError(f"not a Caffe weights file ({type(exc).__name__}: cut short or damaged)", path=path,
+                        fix="never copied from: `xfer run` trains the base again from its newest whole snapshot "
+                            "(or pass another file)") from exc
     out = {}
     for layer in list(param.layer) + list(param.layers):
         if layer.blobs and (names is None or layer.name in names):
@@ -140,6 +143,10 @@ def surgery(folder, net=None, base_file=None, out=None, seed=None, force=False, 
     if out.exists() and not force:
         raise XferError("init weights exist already", path=out, fix="pass --force to write them again")
     base_file = Path(base_file) if base_file else (default_base(net, folder) if net.base else None)
+    problem = snapshots.weights_problem(base_file) if base_file and base_file.is_file() else None
+    if problem:  # a file cut between two layers parses: refuse it here, not with a missing layer later
+        raise XferError(f"the base's weights {problem}; {net.name} is not made from them", path=base_file,
+                        fix="`xfer run` trains the base again from its newest whole snapshot (or pass another file)")
     base_blobs = read_blobs(base_file, set(net.copied_layers())) if base_file else {}
 
     caffe = caffeenv.import_caffe()

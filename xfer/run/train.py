@@ -18,14 +18,14 @@ from pathlib import Path
 
 from .. import caffeenv
 from ..errors import XferError
-from ..logs.tail import log_progress, read_tail
+from ..logs.tail import log_progress
 from ..nets import registry
 from ..paths import write_text_atomic
 from ..progress import say
-from . import checks
+from . import checks, failures, snapshots
 from .netdir import (LOCK_FILE, SNAPSHOT_RE, SOLVER_FILE, final_snapshot_path, is_finished, link_final_alias, net_dir,
-                     now_iso,
-                     read_status, snapshots, solver_schedule, write_status)
+                     now_iso, read_status, solver_schedule, write_status)
+from .snapshots import resume_point
 
 CPU_SOLVER = ".xfer_solver_cpu.prototxt"
 POLL_SECONDS = 2.0
@@ -134,6 +134,12 @@ def check_base(net, results) -> None:
                         f"{final_snapshot_path(base, results)} does not exist",
                         fix=f"train the base first (`xfer train {base.name}{suite_flag(net)}`), "
                             "or use `xfer run`, which orders the graph")
+    problem = snapshots.final_problem(base, results)
+    if problem:
+        raise XferError(f"the final weights of base net {base.name} {problem}; {net.name} does not start from them",
+                        path=final_snapshot_path(base, results),
+                        fix=f"`xfer run{suite_flag(net)} {net.name}` trains the base again from its newest whole "
+                            "snapshot, then this net")
 
 
 def start_args(net, folder, results) -> tuple:
@@ -148,24 +154,6 @@ def start_args(net, folder, results) -> tuple:
     if not init.exists():
         surgery.surgery(folder, net=net)
     return ["-weights", init.name], f"from {init.name}"
-
-
-def resume_point(folder):
-    """The newest .solverstate that is whole (a kill -9 during a snapshot leaves a cut file) and whose weights
-    file exists; None when there is none. Broken ones are left alone: Caffe overwrites them when it gets there."""
-    pb2 = None
-    for _, path in reversed(snapshots(folder, "solverstate")):
-        pb2 = pb2 or caffeenv.caffe_pb2()
-        state = pb2.SolverState()
-        try:
-            state.ParseFromString(path.read_bytes())
-        except Exception:  # protobuf's DecodeError: a snapshot cut short
-            state.Clear()
-        # current_step is the last field Caffe writes: a file cut at a field boundary parses but lacks it
-        if state.HasField("current_step") and state.learned_net and (Path(folder) / state.learned_net).is_file():
-            return path
-        say(f"{path}: incomplete, not resuming from it", err=True)
-    return None
 
 
 def new_log_path(folder, name) -> Path:
@@ -270,6 +258,7 @@ def finish(net, folder, results, fields, quiet) -> int:
     """After Caffe exits cleanly at max_iter: check frozen layers (transfer and nolearn nets) and record it."""
     from . import surgery  # lazy for start-up, as in start_args
     fields["state"] = "finished"
+    fields["final_checked"] = snapshots.final_record(final_snapshot_path(net, results))  # whole: checked just now
     link_final_alias(net, results)
     code = 0
     if net.frozen_layers():
@@ -283,55 +272,90 @@ def finish(net, folder, results, fields, quiet) -> int:
     return code
 
 
-def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS, force=False) -> int:
+def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS, force=False, retries=0) -> int:
     """Train one registry net to its max_iter (resuming), then verify its frozen layers; returns an exit code.
-    force: restart a net whose snapshots came from an older version of its base (xfer/run/checks.py)."""
+    force: restart a net whose snapshots came from an older version of its base (xfer/run/checks.py).
+    retries: a failure that may pass (xfer/run/failures.py) exits RETRY_EXIT while the net has tries left."""
     folder = net_dir(results, net.name)
     check_rendered(net, folder)
     tell = (lambda *a: None) if quiet else say
-    if is_finished(net, results) and not checks.finished_but_stale(net, folder, force):
+    if is_finished(net, results) and not checks.finished_but_stale(net, folder, force) \
+            and not broken_final(net, results):
         tell(f"{net.name}: finished already ({final_snapshot_path(net, results).name})")
         link_final_alias(net, results)
         if net.frozen_layers() and "verify" not in read_status(folder):
             return finish(net, folder, results, {}, quiet)
         return 0
     check_base(net, results)
-    mode, device = default_mode(cpu, gpu)
     with TrainLock(folder, net.name) as lock:
         checks.before_caffe(net, folder, force)  # what Caffe's release build does not check: refused here
-        weights, origin = start_args(net, folder, results)
-        cmd = [caffeenv.tool("caffe"), "train", "-solver", solver_for(folder, mode)] + weights
-        if mode == "gpu":
-            cmd += ["-gpu", str(device)]
-        log = new_log_path(folder, net.name)
-        max_iter = solver_schedule(folder, net)["max_iter"]
-        fields = {"net": net.name, "state": "running", "max_iter": max_iter, "log": log.name, "command": cmd,
-                  "started": now_iso(), "host": socket.gethostname(), "pid": os.getpid(), "mode": mode,
-                  "slurm_job": os.environ.get("SLURM_JOB_ID")}
-        write_status(folder, **fields)
-        tell(f"{net.name}: caffe train {origin} on {mode}{'' if device is None else ' ' + str(device)}, log {log}")
-        with open(log, "ab") as log_file, StopSignals() as stops:
-            proc = subprocess.Popen(cmd, cwd=folder, stdout=log_file, stderr=subprocess.STDOUT, env=caffe_env(),
-                                    pass_fds=(lock.fileno(),), preexec_fn=die_with_parent)
-            code = supervise(proc, folder, fields, poll, stops, lambda: is_finished(net, results))
-        if code == 0 and is_finished(net, results):
+        code, fields = run_caffe(net, folder, results, default_mode(cpu, gpu), lock, poll, tell)
+        broken = code == 0 and is_finished(net, results) and broken_final(net, results)
+        if code == 0 and is_finished(net, results) and not broken:
             result = finish(net, folder, results, fields, quiet)
-            tell(f"{net.name}: finished at iteration {max_iter}")
+            tell(f"{net.name}: finished at iteration {fields['max_iter']}")
             return result
-        fields["state"] = "failed" if code != 0 else "stopped"
-        fields["exit_code"] = code
-        if code != 0:
-            fields["reason"] = fatal_line(log) or f"caffe exited with status {code}"
+        verdict = run_verdict(code, broken, folder / fields["log"])
+        fields.update(state="failed" if verdict else "stopped", exit_code=code)
+        retry = bool(verdict and verdict.may_pass and failures.take_retry(folder, retries, verdict.reason))
+        if verdict:
+            fields.update(reason=verdict.reason, retries_used=len(failures.tries(folder)))
         update_progress(folder, fields)
-    if code == 0:
+    return after_failure(net, folder, verdict, retry, retries, code, tell)
+
+
+def run_caffe(net, folder, results, device, lock, poll, tell) -> tuple:
+    """Start `caffe train` (resuming or from the init weights) and supervise it; (exit status, status fields)."""
+    mode, device = device
+    weights, origin = start_args(net, folder, results)
+    cmd = [caffeenv.tool("caffe"), "train", "-solver", solver_for(folder, mode)] + weights
+    if mode == "gpu":
+        cmd += ["-gpu", str(device)]
+    log = new_log_path(folder, net.name)
+    fields = {"net": net.name, "state": "running", "max_iter": solver_schedule(folder, net)["max_iter"],
+              "log": log.name, "command": cmd, "started": now_iso(), "host": socket.gethostname(),
+              "pid": os.getpid(), "mode": mode, "slurm_job": os.environ.get("SLURM_JOB_ID")}
+    for stale in ("reason", "retries_used", "stop_signal", "stopped_at", "exit_code"):
+        fields[stale] = None  # the status of this run, not the last one's
+    write_status(folder, **fields)
+    tell(f"{net.name}: caffe train {origin} on {mode}{'' if device is None else ' ' + str(device)}, log {log}")
+    with open(log, "ab") as log_file, StopSignals() as stops:
+        proc = subprocess.Popen(cmd, cwd=folder, stdout=log_file, stderr=subprocess.STDOUT, env=caffe_env(),
+                                pass_fds=(lock.fileno(),), preexec_fn=die_with_parent)
+        return supervise(proc, folder, fields, poll, stops, lambda: is_finished(net, results)), fields
+
+
+def broken_final(net, results):
+    """Why the final snapshot of a net that looks finished cannot be used (then it is set aside, so the net trains
+    again from its newest whole snapshot), or None when it is whole."""
+    problem = snapshots.final_problem(net, results)
+    if problem:
+        final = final_snapshot_path(net, results)
+        moved = snapshots.set_aside_final(net, results)
+        say(f"{final}: {problem}; set aside as {moved[0].name if moved else '-'}: {net.name} trains again from its "
+            "newest whole snapshot", err=True)
+    return problem
+
+
+def run_verdict(code, broken, log):
+    """None for a run that stopped early without an error; else the failure rule's verdict."""
+    if broken:
+        return failures.Verdict(True, f"the final snapshot {broken}")  # Caffe wrote it, the disk cut it
+    return None if code == 0 else failures.classify(code, log)
+
+
+def after_failure(net, folder, verdict, retry, retries, code, tell) -> int:
+    """The exit of a run that did not finish: 1 when Caffe stopped early without an error, RETRY_EXIT while a
+    failure that may pass has tries left, else the error naming Caffe's reason and the log."""
+    log = folder / read_status(folder).get("log", "")
+    if verdict is None:
         tell(f"{net.name}: stopped before max_iter; run `xfer train {net.name}` again to resume")
         return 1
-    fatal = fatal_line(log)
-    raise XferError(f"caffe train of {net.name} exited with status {code}" + (f": {fatal}" if fatal else ""),
-                    path=log, fix="read the end of the log; fix the cause, then run the same command again to resume")
-
-
-def fatal_line(log) -> str:
-    """Caffe's reason for dying: the last glog FATAL line (`F... Check failed: ...`) of the log, if any."""
-    fatal = [line for line in read_tail(log, 64 * 1024) if line.startswith("F")]
-    return fatal[-1].split("] ", 1)[-1].strip() if fatal else ""
+    used = len(failures.tries(folder))
+    if retry:
+        say(f"{net.name}: {verdict.reason}; this may pass: try {used} of {retries} again from the newest whole "
+            "snapshot", err=True)
+        return failures.RETRY_EXIT
+    gave_up = f" (may pass, but its {retries} retries are spent)" if verdict.may_pass and retries else ""
+    raise XferError(f"caffe train of {net.name} exited with status {code}: {verdict.reason}{gave_up}", path=log,
+                    fix="read the end of the log; fix the cause, then run the same command again to resume")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ...nets import registry
 from ...progress import say
+from ..failures import DEFAULT_RETRIES
 from ..netdir import SOLVER_FILE, net_dir
 
 
@@ -26,6 +27,7 @@ class RunOptions:
     signal_lead: "int | None" = None  # slurm: seconds before the time limit to stop, snapshot and requeue (0: never)
     cpus_per_task: "int | None" = None  # slurm
     sbatch_args: list = field(default_factory=list)  # extra sbatch arguments
+    retries: int = DEFAULT_RETRIES   # per net: tries again after a failure that may pass (xfer/run/failures.py)
 
 
 class Backend(ABC):

@@ -10,24 +10,26 @@ from pathlib import Path
 from ...errors import XferError
 from ...nets import registry
 from ...progress import say
-from ..netdir import is_finished, lock_holder, net_dir
+from .. import failures
+from ..netdir import is_finished, lock_holder, net_dir, read_status
 from ..train import default_mode
 from .base import Backend, say_plan
 
 POLL_SECONDS = 0.5  # cheap: a stat and an flock probe per pending net
 
 
-def train_command(net, results, device) -> list:
+def train_command(net, results, device, retries=0) -> list:
     cmd = [sys.executable, "-m", "xfer.cli", "train", net.name, "--suite", net.suite,
-           "--results", str(Path(results)), "--quiet"]
+           "--results", str(Path(results)), "--quiet", "--retries", str(retries)]
     return cmd + (["--cpu"] if device is None else ["--gpu", str(device)])
 
 
 class LocalRunner:
     """Up to len(devices) `xfer train` children at once; a device is a GPU number or None (a CPU slot)."""
 
-    def __init__(self, todo, results, devices, poll=POLL_SECONDS, env=None):
+    def __init__(self, todo, results, devices, poll=POLL_SECONDS, env=None, retries=failures.DEFAULT_RETRIES):
         self.pending, self.results, self.free, self.poll = list(todo), results, list(devices), poll
+        self.retries = retries  # per net, for failures that may pass (xfer/run/failures.py)
         self.env = dict(env or {})  # entries every trainer gets on top of this process's environment
         self.devices = list(devices)
         self.running, self.failed, self.finished, self.skipped = {}, [], [], []
@@ -35,10 +37,11 @@ class LocalRunner:
 
     def readiness(self, net) -> str:
         """"ready", "wait" (base or the net itself still training), or "skip" (a base failed or was skipped)."""
+        ours = {n.name for n in self.pending} | set(self.running)  # a base of ours may look finished but be retrained
         for dep in registry.dependencies(net):
             if dep in self.failed or dep in self.skipped:
                 return "skip"
-            if not is_finished(registry.get(dep, net.suite), self.results):
+            if dep in ours or not is_finished(registry.get(dep, net.suite), self.results):
                 return "wait"
         return "wait" if lock_holder(net_dir(self.results, net.name)) else "ready"
 
@@ -61,7 +64,7 @@ class LocalRunner:
                 progress = True
                 continue
             device = self.free.pop(0)
-            proc = subprocess.Popen(train_command(net, self.results, device), env=self.child_env())
+            proc = subprocess.Popen(train_command(net, self.results, device, self.retries), env=self.child_env())
             self.pending.remove(net)
             self.running[net.name] = (net, proc, device)
             self.started[net.name] = time.monotonic()
@@ -76,13 +79,30 @@ class LocalRunner:
             del self.running[name]
             self.free.append(device)
             took = f"{time.monotonic() - self.started.pop(name):.0f} s"
-            if proc.returncode == 0 and is_finished(net, self.results):
+            outcome = failures.trainer_exit(proc.returncode)
+            if outcome == "done" and is_finished(net, self.results):
                 self.finished.append(name)
                 say(f"{name}: finished in {took} {self.count()}")
+            elif outcome == "retry" and self.retry(net, proc.returncode):
+                self.pending.insert(0, net)  # its transfers keep waiting for it
             else:
                 self.failed.append(name)
                 say(f"{name}: FAILED (exit {proc.returncode}) after {took} {self.count()}; "
                       f"see {net_dir(self.results, name)}")
+
+    def retry(self, net, returncode) -> bool:
+        """After a failure that may pass: True when the net gets another try (the trainer counted it when it exited
+        RETRY_EXIT; a trainer killed by a signal could not, so it is counted here)."""
+        folder = net_dir(self.results, net.name)
+        if returncode == failures.RETRY_EXIT:
+            reason = read_status(folder).get("reason") or "a failure that may pass"
+        else:
+            reason = f"xfer train was killed by {failures.signal_name(-returncode)}"
+            if not failures.take_retry(folder, self.retries, reason):
+                return False
+        say(f"{net.name}: {reason}; starting it again from its newest whole snapshot "
+            f"(try {len(failures.tries(folder))} of {self.retries})")
+        return True
 
     def child_env(self) -> dict:
         """CPU slots share the cores: each Caffe gets its share of BLAS threads (more would only fight over them),
@@ -152,7 +172,9 @@ class LocalBackend(Backend):
         say(f"{len(todo)} to train, {len(devices)} at once on {where}")
         if self.options.dry_run or not todo:
             return None
-        return LocalRunner(todo, results, devices)
+        for net in todo:
+            failures.reset(net_dir(results, net.name))  # a command typed again: every net gets its retries afresh
+        return LocalRunner(todo, results, devices, retries=self.options.retries)
 
     def wait(self, jobs, todo, results) -> int:
         return jobs.run() if jobs is not None else 0

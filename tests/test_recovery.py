@@ -1,0 +1,132 @@
+"""A campaign that goes on by itself after what stops it, locally with real Caffe: a crash of Caffe (retried from
+the newest whole snapshot while its transfer waits), `xfer run` killed with SIGKILL (runner, trainers and Caffe at
+once: the same command continues), a final snapshot cut short (never used: surgery refuses it, the runner trains
+the base again from its newest whole snapshot)."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import caffe_pids
+from helpers import xfer as run_xfer
+from xfer import caffeenv
+from xfer.logs import tail
+from xfer.nets import registry
+from xfer.run import failures, netdir, snapshots, train
+
+pytestmark = pytest.mark.caffe
+RESUMED = re.compile(r"Resuming from caffe_imagenet_train_iter_(\d+)\.solverstate")
+
+
+def xfer(*args, timeout=240):
+    return run_xfer(*args, timeout=timeout)
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.05)
+
+
+def start_run(*args):
+    return subprocess.Popen([sys.executable, "-m", "xfer.cli", "run", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def trained_twice(folder) -> int:
+    """Iterations a net trained more than once: per restart, from where it resumed to where the run before it got
+    (its last logged iteration)."""
+    logs = [log.read_text() for log in tail.log_files(folder)]
+    twice = 0
+    for before, after in zip(logs, logs[1:]):
+        reached = max(int(i) for i in re.findall(r"\] Iteration (\d+)", before))
+        resumed = RESUMED.search(after)
+        twice += reached - (int(resumed.group(1)) if resumed else 0)
+    return twice
+
+
+def test_a_crash_is_retried_while_its_transfer_waits(tmp_path, tiny_render):
+    out = tiny_render(tmp_path / "results", ["half0B"], max_iter=300, snapshot=50, test_interval=300, display=10)
+    tiny_render(out, ["transfer0B0A_1_1"])
+    folder = out / "half0B"
+    run = start_run("--suite", "mini", "--results", str(out), "--cpu", "--retries", "1", "transfer0B0A_1_1")
+    wait_until(lambda: len(netdir.snapshots(folder, "solverstate")) >= 2, 60, "half0B's second snapshot")
+    for pid in caffe_pids(folder):
+        os.kill(pid, signal.SIGSEGV)  # a crash: no snapshot at the stop
+    output = run.communicate(timeout=180)[0]
+    assert run.returncode == 0, output
+    assert "half0B: caffe was killed by SIGSEGV; starting it again from its newest whole snapshot (try 1 of 1)" \
+        in output
+    assert "2 finished, 0 failed, 0 not run" in output
+    logs = tail.log_files(folder)
+    assert len(logs) == 2 and RESUMED.search(logs[1].read_text())
+    assert 0 <= trained_twice(folder) <= 50 + 10  # at most the iterations since the last periodic snapshot
+    assert [t["reason"] for t in failures.tries(folder)] == ["caffe was killed by SIGSEGV"]
+    transfer_start = tail.log_files(out / "transfer0B0A_1_1")[0].stat().st_ctime
+    assert transfer_start >= (folder / "caffe_imagenet_train_iter_300.solverstate").stat().st_mtime - 1
+    assert netdir.read_status(out / "transfer0B0A_1_1")["verify"]["ok"] is True
+
+
+def test_sigkill_of_the_whole_run_then_the_same_command_continues(tmp_path, tiny_render):
+    out = tiny_render(tmp_path / "results", ["half0A", "half0B"], max_iter=400, snapshot=40, test_interval=400,
+                      display=10)
+    common = ["--suite", "mini", "--results", str(out), "--cpu", "--slots", "2", "half0A", "half0B"]
+    first = start_run(*common)
+    wait_until(lambda: all(len(netdir.snapshots(out / n, "solverstate")) >= 2 for n in ("half0A", "half0B")), 90,
+               "two snapshots of each net")
+    os.killpg(first.pid, signal.SIGKILL)  # runner, trainers and Caffe at once, as a node that dies
+    first.communicate(timeout=30)
+    wait_until(lambda: not any(netdir.lock_holder(out / n) for n in ("half0A", "half0B")), 30, "the locks to go")
+    newest = {n: snapshots.resume_point(out / n) for n in ("half0A", "half0B")}
+    again = xfer("run", *common)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 finished, 0 failed, 0 not run" in again.stdout
+    for name, state in newest.items():
+        assert state is not None
+        logs = tail.log_files(out / name)
+        assert len(logs) == 2
+        assert RESUMED.search(logs[1].read_text()).group(1) == netdir.SNAPSHOT_RE.search(state.name).group(1)
+        assert trained_twice(out / name) <= 40 + 10
+        assert netdir.is_finished(registry.get(name, "mini"), out)
+
+
+def cut_at_a_layer(path) -> None:
+    """What a write cut between two layers leaves: a file that parses, missing its last layers."""
+    model = caffeenv.caffe_pb2().NetParameter()
+    model.ParseFromString(path.read_bytes())
+    del model.layer[len(model.layer) // 2:]
+    path.write_bytes(model.SerializeToString())
+
+
+@pytest.mark.parametrize("cut", ["mid-field", "at-a-layer"])
+def test_a_cut_final_snapshot_is_never_used(tmp_path, tiny_render, cut):
+    out = tiny_render(tmp_path / "results", ["half0A", "transfer0A0B_1_1"])
+    base = registry.get("half0A", "mini")
+    assert train.train(base, out, cpu=True, quiet=True, poll=0.2) == 0
+    final = netdir.final_snapshot_path(base, out)
+    if cut == "mid-field":
+        final.write_bytes(final.read_bytes()[: final.stat().st_size // 2])  # the disk filled at the last write
+    else:
+        cut_at_a_layer(final)
+    assert netdir.is_finished(base, out)  # both files are there: only their contents say it is broken
+    assert snapshots.resume_point(out / "half0A").name == "caffe_imagenet_train_iter_16.solverstate"
+
+    refused = xfer("surgery", "--net", str(out / "transfer0A0B_1_1"))
+    assert refused.returncode == 2 and str(out / "transfer0A0B_1_1" / "basenet" / final.name) in refused.stderr
+    assert ("does not parse" if cut == "mid-field" else "has no weights for layer") in refused.stderr
+    assert not (out / "transfer0A0B_1_1" / "init.caffemodel").exists()
+    direct = xfer("train", "transfer0A0B_1_1", "--suite", "mini", "--results", str(out), "--cpu")
+    assert direct.returncode == 2 and f"{final}: the final weights of base net half0A" in direct.stderr
+
+    run = xfer("run", "--suite", "mini", "--results", str(out), "--cpu", "transfer0A0B_1_1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "half0A: its final snapshot" in run.stdout and "2 finished" in run.stdout
+    logs = tail.log_files(out / "half0A")
+    assert len(logs) == 2 and RESUMED.search(logs[1].read_text()).group(1) == "16"
+    assert snapshots.weights_problem(final) is None and list((out / "half0A").glob("*.broken-*"))
+    assert netdir.read_status(out / "transfer0A0B_1_1")["verify"]["ok"] is True
