@@ -18,9 +18,9 @@ import shutil
 import time
 from pathlib import Path
 
-from . import caffeenv, demo_full
+from . import caffeenv, demo_full, tasks
 from .analysis import layerwise
-from .data import databases, fashion, lists, splits
+from .data import databases, fashion, lists, splits  # noqa: F401  (fashion: tests read DEBIAN_DIR)
 from .errors import XferError
 from .nets import registry, render
 from .paths import cache_dir, write_text_atomic
@@ -46,9 +46,9 @@ def net_names(seeds, layers) -> list:
     return [name for seed in seeds for name in split_names(seed, {family: layers for family in FAMILIES})]
 
 
-def split_names(seed, layers_by_family) -> list:
+def split_names(seed, layers_by_family, suite=SUITE) -> list:
     """Both bases of one seed's split, then each family's nets onto half B at its layers n, in that order."""
-    split = [net for net in registry.nets(SUITE) if net.split == str(seed)]
+    split = [net for net in registry.nets(suite) if net.split == str(seed)]
     names = [net.name for net in split if net.family == "base"]
     for family, layers in layers_by_family.items():
         onto_b = {net.n: net.name for net in split if net.family == family and registry.trained_half(net) == "B"}
@@ -65,31 +65,34 @@ def done(started, what=""):
     say(f"   {what + ' ' if what else ''}({time.monotonic() - started:.1f} s)")
 
 
-def make_images(out) -> Path:
-    started = step("images: Fashion-MNIST as an ImageNet-style tree")
-    counts = fashion.write_image_tree(out / "images")
+def make_images(out, suite=SUITE, per_class=None) -> Path:
+    task = tasks.of_suite(suite)
+    started = step(f"images: {task.title} as an ImageNet-style tree")
+    counts = task.write_image_tree(out / "images", per_class)
     done(started, f"{counts['train']} train and {counts['val']} val images in {out / 'images'}")
     return out / "images"
 
 
-def make_lists(images, data, seeds) -> None:
+def make_lists(images, data, seeds, suite=SUITE) -> None:
     started = step("lists and splits: whole lists, random halves, natman analogue, reduced volumes")
     info = lists.write_whole_lists_from_folders(images / "train", images / "val", data)
     for seed in seeds:
         splits.make_random_halves(data, seed)
-        say(f"   seed {seed}: A = {class_names(data, 'half%dA' % seed)}")
-        say(f"           B = {class_names(data, 'half%dB' % seed)}")
-    splits.make_natman(data, natural_classes=fashion.CLOTHING)
-    splits.make_reduced(data, counts=registry.suite(SUITE).reduced_levels[:-1])  # the last level is whole_train itself
+        say(f"   seed {seed}: A = {class_names(data, 'half%dA' % seed, suite)}")
+        say(f"           B = {class_names(data, 'half%dB' % seed, suite)}")
+    splits.make_natman(data, natural_classes=tasks.of_suite(suite).natural_classes())
+    splits.make_reduced(data, counts=registry.suite(suite).reduced_levels[:-1])  # the last level is whole_train itself
     done(started, f"{len(info['classes'])} classes, {info['train']} train / {info['valid']} val images, "
                   f"lists in {data}")
 
 
-def class_names(data, half) -> str:
-    """The Fashion-MNIST classes of a half, from its idxmap (old label -> new label)."""
+def class_names(data, half, suite=SUITE, shown=12) -> str:
+    """The classes of a half, from its idxmap (old label -> new label); the first `shown` of a long list."""
     lines = (data / f"{half}_train" / "idxmap.txt").read_text().splitlines()
     old = [int(line.split()[0]) for line in lines if line.strip() and not line.startswith("#")]
-    return ", ".join(fashion.CLASSES[i] for i in old)
+    names = tasks.of_suite(suite).class_names()
+    more = f" ... ({len(old)} classes)" if len(old) > shown else ""
+    return ", ".join(names[i] for i in old[:shown]) + more
 
 
 def make_databases(data, nets) -> None:
@@ -97,6 +100,17 @@ def make_databases(data, nets) -> None:
     names = registry.datasets_of(nets)
     databases.build_databases(data, datasets=names, backend="lmdb", resize=0, gray=True)
     done(started, f"{len(names)} datasets")
+
+
+def make_data(out, suite=SUITE, seeds=(0,), per_class=None, db=True) -> Path:
+    """`xfer images`: a miniature's image tree, lists and splits (and the databases of every net of the seeds'
+    splits, the natman halves, the whole and reduced sets) under `out`; returns its data dir."""
+    out, data = Path(out), Path(out) / "data"
+    make_lists(make_images(out, suite, per_class), data, seeds, suite)
+    if db:
+        keep = {str(seed) for seed in seeds} | {"natman", None}
+        make_databases(data, [net for net in registry.nets(suite) if net.split in keep])
+    return data
 
 
 def render_nets(results, data, nets, force=False) -> None:
@@ -122,9 +136,9 @@ def outdated(results, data, nets) -> list:
     return [results / net.name for net in nets if net.name in names and (results / net.name).exists()]
 
 
-def train_nets(results, nets, slots) -> int:
+def train_nets(results, nets, slots, suite=SUITE) -> int:
     started = step(f"train: {len(nets)} nets, {slots} at once on CPU slots")
-    todo, finished = plan([net.name for net in nets], SUITE, results)
+    todo, finished = plan([net.name for net in nets], suite, results)
     if finished:
         say(f"   finished already: {len(finished)} nets")
     env, line = caffeenv.pinned_blas_env()

@@ -40,6 +40,7 @@ class Recipe:
     name: str
     overrides: dict = field(default_factory=dict)
     why: str = ""
+    suites: tuple = (SUITE,)  # the suites it is searched on (`--suite`); "today" is every suite's own schedule
 
 
 RECIPES = {}
@@ -51,7 +52,8 @@ def register(recipe: Recipe) -> Recipe:
     return recipe
 
 
-register(Recipe("today", {}, "the demo's recipe: 1000 iterations for every net, fc6/fc7 128 wide"))
+register(Recipe("today", {}, "the suite's own recipe: 1000 iterations for every net, fc6/fc7 128 wide",
+                suites=("mini", "glyphs")))
 register(Recipe("base3x", {"base_iter_scale": 3}, "bases train 3000 iterations, transfers retrain for 1000"))
 register(Recipe("fc32", {"fc_width": 32}, "fc6/fc7 32 wide: upper layers less able to re-learn"))
 register(Recipe("decay10x", {"weight_decay": 0.005}, "weight decay 10x"))
@@ -62,41 +64,46 @@ register(Recipe("base10x", {"base_iter_scale": 10}, "bases train 10000 iteration
 register(Recipe("dropout0", {"dropout_ratio": 0}, "no dropout: dropout exists to break co-adaptation"))
 register(Recipe("base10x-dropout0", {"base_iter_scale": 10, "dropout_ratio": 0}, "base10x and dropout0 together"))
 register(Recipe("base3x-fc32", {"base_iter_scale": 3, "fc_width": 32}, "base3x and fc32 together"))
+# The glyph suite (200 classes, 100 per half): a wider and a narrower net on today's schedule.
+register(Recipe("wide", {"width_scale": 1.5}, "every layer but fc8 1.5x as wide (conv 24..72, fc 192)",
+                suites=("glyphs",)))
+register(Recipe("narrow", {"width_scale": 0.5}, "every layer but fc8 half as wide (conv 8..24, fc 64)",
+                suites=("glyphs",)))
 
 
-def list_names() -> list:
-    return list(RECIPES)
+def list_names(suite=SUITE) -> list:
+    """The recipes searched on a suite, in registry order."""
+    return [name for name, recipe in RECIPES.items() if suite in recipe.suites]
 
 
-def get(name) -> Recipe:
-    if name not in RECIPES:
-        raise XferError(f"unknown recipe {name!r}", fix=f"use one of: {', '.join(RECIPES)}")
+def get(name, suite=SUITE) -> Recipe:
+    if name not in list_names(suite):
+        raise XferError(f"unknown recipe {name!r} for the {suite} suite",
+                        fix=f"use one of: {', '.join(list_names(suite))}")
     return RECIPES[name]
 
 
-def net_names(seed) -> list:
+def net_names(seed, suite=SUITE) -> list:
     """Both bases of the seed, then each probed family's nets onto half B (the demo's selection, asked of the
     registry)."""
-    return demo.split_names(seed, PROBES)
+    return demo.split_names(seed, PROBES, suite)
 
 
-def find(numbers, seed, family, n=None):
+def find(numbers, seed, family, n=None, suite=SUITE):
     """The top-1 of the seed's net of that family (onto half B at layer n), or None if it has no number."""
     for name, row in numbers.items():
-        net = registry.get(name, SUITE)
+        net = registry.get(name, suite)
         if (net.split == str(seed) and net.family == family and net.n == n
                 and registry.trained_half(net) == "B" and row.get("top1") is not None):
             return row["top1"]
     return None
 
 
-def seed_effects(numbers, seed) -> "dict | None":
+def seed_effects(numbers, seed, suite=SUITE) -> "dict | None":
     """The four paired differences of one seed (percentage points), or None while a net lacks its number."""
-    base = find(numbers, seed, "base")
-    bnb = [find(numbers, seed, "selffer", n) for n in PROBES["selffer"]]
-    anb = [find(numbers, seed, "transfer", n) for n in PROBES["transfer"]]
-    anb_plus = [find(numbers, seed, "transfer-ft", n) for n in PROBES["transfer-ft"]]
-    bnb_plus = [find(numbers, seed, "selffer-ft", n) for n in PROBES["selffer-ft"]]
+    base = find(numbers, seed, "base", suite=suite)
+    bnb, anb, anb_plus, bnb_plus = ([find(numbers, seed, family, n, suite) for n in PROBES[family]]
+                                    for family in ("selffer", "transfer", "transfer-ft", "selffer-ft"))
     if None in [base, *bnb, *anb, *anb_plus, *bnb_plus]:
         return None
     return {"base": 100 * base, "specificity": 100 * (anb[0] - anb[-1]), "dip": 100 * (base - min(bnb)),
@@ -128,45 +135,46 @@ def verdict(per_seed, thresholds) -> dict:
     return out
 
 
-def default_out() -> Path:
-    return cache_dir() / "recipes"
+def default_out(suite=SUITE) -> Path:
+    """~/.cache/xfer/recipes for the mini suite; below the suite's own cache folder for another (glyphs/recipes)."""
+    return cache_dir() / registry.suite(suite).work / "recipes"
 
 
-def prepare_data(out, seeds, data=None) -> Path:
-    """The demo's image tree, lists, halves and databases under `out` (or an existing data dir, as it is)."""
+def prepare_data(out, seeds, data=None, suite=SUITE) -> Path:
+    """The suite's image tree, lists, halves and databases under `out` (or an existing data dir, as it is)."""
     if data is not None:
         return Path(data)
     data = out / "data"
-    nets = [registry.get(name, SUITE) for seed in seeds for name in net_names(seed)]
-    demo.make_lists(demo.make_images(out), data, seeds)
+    nets = [registry.get(name, suite) for seed in seeds for name in net_names(seed, suite)]
+    demo.make_lists(demo.make_images(out, suite), data, seeds, suite)
     demo.make_databases(data, nets)
     return data
 
 
-def train_recipe(recipe, out, data, seeds, extra, slots) -> Path:
+def train_recipe(recipe, out, data, seeds, extra, slots, suite=SUITE) -> Path:
     """Render the recipe's nets (with `extra` overrides on top) and train what is not finished; its results dir."""
     results = out / recipe.name / "results"
-    nets = [registry.get(name, SUITE) for seed in seeds for name in net_names(seed)]
+    nets = [registry.get(name, suite) for seed in seeds for name in net_names(seed, suite)]
     used = dict(recipe.overrides, **extra)
     say(f"\n== recipe {recipe.name} ({override_values.describe(used)}): {len(nets)} nets into {results}")
     render.render(nets, results, data, overrides=used)
-    code = demo.train_nets(results, nets, slots)
+    code = demo.train_nets(results, nets, slots, suite)
     if code:
         raise XferError(f"recipe {recipe.name}: a net failed to train (exit {code})", path=results,
                         fix="see `xfer status --results " + str(results) + "` and the net's caffe log")
     return results
 
 
-def measure(recipe, results, seeds, seconds, extra) -> dict:
-    numbers, _ = summary.load(results, [name for seed in seeds for name in net_names(seed)], cache=False)
-    per_seed = {seed: seed_effects(numbers, seed) for seed in seeds}
+def measure(recipe, results, seeds, seconds, extra, suite=SUITE) -> dict:
+    numbers, _ = summary.load(results, [name for seed in seeds for name in net_names(seed, suite)], cache=False)
+    per_seed = {seed: seed_effects(numbers, seed, suite) for seed in seeds}
     missing = [seed for seed, row in per_seed.items() if row is None]
     if missing:
         raise XferError(f"recipe {recipe.name}: seeds {missing} lack a net's numbers", path=results,
                         fix="run the search again: it trains what is missing")
-    images = registry.suite(SUITE).val_images["half"]
+    images = registry.suite(suite).val_images["half"]
     thresholds = {seed: noise(row["base"] / 100, images) for seed, row in per_seed.items()}
-    return {"recipe": recipe.name, "overrides": dict(recipe.overrides, **extra), "why": recipe.why,
+    return {"recipe": recipe.name, "suite": suite, "overrides": dict(recipe.overrides, **extra), "why": recipe.why,
             "seeds": list(seeds), "seconds": round(seconds), "thresholds": {str(s): v for s, v in thresholds.items()},
             "per_seed": {str(s): row for s, row in per_seed.items()}, "effects": verdict(per_seed, thresholds)}
 
@@ -202,31 +210,31 @@ def table(measured) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measured_table(out=None) -> str:
+def measured_table(out=None, suite=SUITE) -> str:
     """The table of every recipe measured under `out` (their effects.json, in the registry's order)."""
-    out = Path(out) if out else default_out()
+    out = Path(out) if out else default_out(suite)
     rows = [json.loads(path.read_text()) for path in sorted(out.glob("*/effects.json"))]
     if not rows:
         raise XferError("no recipe has been measured here yet", path=out,
-                        fix="run `xfer recipe-search --recipes NAME --seeds 0` first")
+                        fix=f"run `xfer recipe-search --suite {suite} --recipes NAME --seeds 0` first")
     order = list(RECIPES)
     rows.sort(key=lambda row: order.index(row["recipe"]) if row["recipe"] in order else len(order))
     return table(rows)
 
 
-def search(names, seeds, out=None, data=None, extra=None, slots=1) -> list:
-    """Train and measure each recipe; writes `<out>/<recipe>/effects.json` and `<out>/recipes.md`; returns the
-    measurements."""
-    out = Path(out) if out else default_out()
-    recipes = [get(name) for name in names]
+def search(names, seeds, out=None, data=None, extra=None, slots=1, suite=SUITE) -> list:
+    """Train and measure each recipe on the suite; writes `<out>/<recipe>/effects.json` and `<out>/recipes.md`;
+    returns the measurements."""
+    out = Path(out) if out else default_out(suite)
+    recipes = [get(name, suite) for name in names]
     extra = override_values.check(extra or {})
-    data = prepare_data(out, seeds, data)
+    data = prepare_data(out, seeds, data, suite)
     measured = []
     for recipe in recipes:
         started = time.monotonic()
-        results = train_recipe(recipe, out, data, seeds, extra, slots)
+        results = train_recipe(recipe, out, data, seeds, extra, slots, suite)
         record = out / recipe.name / "effects.json"
-        row = measure(recipe, results, seeds, time.monotonic() - started + earlier_seconds(record), extra)
+        row = measure(recipe, results, seeds, time.monotonic() - started + earlier_seconds(record), extra, suite)
         write_text_atomic(record, json.dumps(row, indent=1) + "\n")
         measured.append(row)
     text = table(measured)

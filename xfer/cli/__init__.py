@@ -13,6 +13,7 @@ from ..errors import XferError
 
 STAGE_MODULES = [
     "doctor",      # the Caffe build
+    "images",      # a miniature's images from Debian packages (and its lists, splits, databases)
     "lists",       # ImageNet dir -> whole lists
     "splits",      # whole lists -> the paper's derivative lists
     "databases",   # lists -> LMDB/LevelDB + means

@@ -3,6 +3,7 @@
 Both have the same layer sequence (conv1 relu pool LRN, conv2 relu pool LRN, conv3, conv4, conv5 relu pool,
 fc6 relu dropout, fc7 relu dropout, fc8), so one set of templates renders both; only the numbers differ.
 """
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -81,4 +82,8 @@ MINI = Arch(
     ),
 )
 
-ARCHS = {arch.name: arch for arch in (CAFFENET, MINI)}
+# The glyph suite's net: the mini shape (28x28 grey inputs, the same widths) with 200 outputs, one per glyph class.
+GLYPHS = dataclasses.replace(MINI, name="glyphs", net_name="GlyphCaffeNet", num_classes=200,
+                             layers=MINI.layers[:7] + (dataclasses.replace(MINI.layers[7], num_output=200),))
+
+ARCHS = {arch.name: arch for arch in (CAFFENET, MINI, GLYPHS)}

@@ -98,12 +98,14 @@ KEYS = {
     "val_batch": (positive_int, "an integer >= 1 (images per val batch)"),
     "crop": (non_negative_int, "an integer >= 0 (0: whole images), at most the stored image side"),
     "fc_width": (positive_int, "an integer >= 1 (outputs of fc6 and fc7)"),
+    "width_scale": (positive_float, "a number > 0 (outputs of conv1..fc7 times this, rounded to even; "
+                                    "fc_width, when given, sets fc6/fc7 after it)"),
     "dropout_ratio": (dropout, "a number in 0..1, 1 excluded (dropout after fc6 and fc7)"),
     "base_iter_scale": (positive_int, "an integer >= 1 (nets trained from scratch run max_iter, stepsize, "
                                       "snapshot and test_interval times this; transfers keep theirs)"),
 }
 DATA_KEYS = ("train_batch", "val_batch", "crop")  # the data layers rather than the solver
-SHAPE_KEYS = ("fc_width", "dropout_ratio")        # the network's upper layers
+SHAPE_KEYS = ("width_scale", "fc_width", "dropout_ratio")  # the network's widths and upper layers
 SCALE_KEY = "base_iter_scale"
 FC_LAYERS = (5, 6)  # fc6 and fc7 in the arch's 8 weight layers: fc8's width is the number of classes
 SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(suites.Schedule))
@@ -188,7 +190,18 @@ def scale_schedule(schedule, scale):
                                snapshot=schedule.snapshot * scale, test_interval=schedule.test_interval * scale)
 
 
+def scaled_width(width, scale) -> int:
+    """A layer's outputs times `scale`, rounded to an even number (grouped convs split them in two), at least 2."""
+    return max(2, 2 * round(width * scale / 2))
+
+
 def reshape(arch, shape):
+    if "width_scale" in shape:
+        last = len(arch.layers) - 1  # fc8's width is the number of classes
+        layers = tuple(layer if i == last else
+                       dataclasses.replace(layer, num_output=scaled_width(layer.num_output, shape["width_scale"]))
+                       for i, layer in enumerate(arch.layers))
+        arch = dataclasses.replace(arch, layers=layers)
     if "fc_width" in shape:
         layers = tuple(dataclasses.replace(layer, num_output=shape["fc_width"]) if i in FC_LAYERS else layer
                        for i, layer in enumerate(arch.layers))

@@ -56,6 +56,11 @@ class Suite:
     val_images: "dict | None" = field(default=None)
     default: bool = False             # the suite every verb uses without --suite
     natman_names: tuple = ("natural", "man-made")  # what halfnatmanA and halfnatmanB hold (Figure 3's legend)
+    # The miniature's image source (a key of xfer.tasks.TASKS: "fashion", "glyphs"); "" for a suite whose images
+    # come from outside (the paper's ImageNet).
+    task: str = ""
+    # The cache folder below which its demo and recipe-search write by default ("": the cache itself).
+    work: str = ""
 
     @property
     def whole_level(self) -> int:
@@ -105,7 +110,22 @@ MINI = Suite(
     ft_splits=("0", "1", "2", "3"), results="mini/results", in_cache=True,
     # Fashion-MNIST's 10000 test images, 1000 per class: a random half holds 5 classes
     val_images={"whole_valid": 10000, "halfnatmanA_valid": 6000, "halfnatmanB_valid": 4000, "half": 5000},
-    natman_names=("clothing", "footwear and bags"))
+    natman_names=("clothing", "footwear and bags"), task="fashion")
+
+# The glyph suite: 200 letters of 10 scripts (xfer/data/glyphs.py), 100 classes per random half, on the mini
+# shape with 200 outputs. The schedule is the mini one (1000 iterations of 64, every net the same budget).
+GLYPHS_SCHEDULE = MINI_SCHEDULE
+
+GLYPHS = Suite(
+    name="glyphs", arch="glyphs", schedule=GLYPHS_SCHEDULE, reduced_schedule=GLYPHS_SCHEDULE,
+    # the natman analogue: alphabets (A, 100 classes: Latin, Greek, Cyrillic, Armenian, Georgian) against Brahmic
+    # abugidas (B, 100 classes: Devanagari, Bengali, Gujarati, Tamil, Thai)
+    classes={"whole": 200, "half": 100, "halfnatmanA": 100, "halfnatmanB": 100},
+    reduced_levels=(1, 2, 5, 10, 25, 50, 100, 250),  # 250 training images per class
+    pairs=("AA", "AB", "BA", "BB"), ft_splits=("0", "1", "2", "3"), results="glyphs/results", in_cache=True,
+    # 50 val images per class
+    val_images={"whole_valid": 10000, "halfnatmanA_valid": 5000, "halfnatmanB_valid": 5000, "half": 5000},
+    natman_names=("alphabets", "Brahmic scripts"), task="glyphs", work="glyphs")
 
 _SUITES = {}
 
@@ -135,3 +155,4 @@ def default() -> Suite:
 
 register(PAPER)
 register(MINI)
+register(GLYPHS)
