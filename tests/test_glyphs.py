@@ -2,6 +2,8 @@
 deterministic from its seed, and every verb (images, render, run, status, summary, plot, similarity, probe,
 recipe-search) on a tiny version of it (4 train / 2 val images per class, the tiny schedule) with real Caffe."""
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -85,22 +87,57 @@ def test_a_missing_font_package_is_one_error_naming_the_packages(tmp_path):
     assert "fonts-noto-core" in caught.value.fix
 
 
+def docs_commands() -> list:
+    """The `xfer ... --suite glyphs` lines of docs/demo.md's glyph section, as argument lists (comments dropped)."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "demo.md").read_text()
+    lines = re.findall(r"^xfer (\S+ --suite glyphs.*?)(?:\s+#.*)?$", text, re.M)
+    return [shlex.split(line) for line in lines]
+
+
+def tiny_args(command, out) -> list:
+    """What a tiny run adds to a docs command: its own folders, 4 + 2 images per class, seed 0, the tiny schedule."""
+    if command[0] == "images":
+        return ["--out", out / "tree", "--per-class", "4,2", "--seeds", "0"]
+    if "--list" in command:
+        return []
+    if "--table" in command:
+        return ["--out", out / "search"]
+    return ["--data", out / "tree" / "data", "--out", out / "search", "--slots", "2", *TINY]
+
+
+def one_seed(command) -> list:
+    """The docs' three-seed search on seed 0 alone (seed 0's nets are reused; narrow and wide add 22 tiny nets)."""
+    return [("0" if before == "--seeds" else arg) for before, arg in zip([None, *command], command)]
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, caffe):
-    """`xfer images` (a tiny glyph tree, seed 0) then `xfer recipe-search --suite glyphs` on it: the tree, its data
-    dir and the search's results (base A, base B, BnB, BnB+, AnB, AnB+ of seed 0, trained)."""
-    out = tmp_path_factory.mktemp("glyphs")
-    said = xfer("images", "--suite", "glyphs", "--out", out / "tree", "--per-class", "4,2", "--seeds", "0")
-    data = out / "tree" / "data"
-    assert str(data) in said
-    xfer("recipe-search", "--suite", "glyphs", "--recipes", "today", "--seeds", "0", "--data", data,
-         "--out", out / "search", "--slots", "2", *TINY)
-    return out, data, out / "search" / "today" / "results"
+    """docs/demo.md's glyph commands as written, on a tiny tree: `xfer images`, the recipe list, the one-split
+    screen, the search (on seed 0) and the table. Returns the folder, the data dir, today's results (base A,
+    base B, BnB, BnB+, AnB, AnB+ of seed 0, trained) and what each command printed."""
+    out, said = tmp_path_factory.mktemp("glyphs"), {}
+    for command in docs_commands():
+        said[" ".join(command)] = xfer(*one_seed(command), *tiny_args(command, out))
+    return out, out / "tree" / "data", out / "search" / "today" / "results", said
+
+
+@pytest.mark.caffe
+def test_the_docs_commands_ran(tiny):
+    out, data, _, said = tiny
+    assert [command.split()[0] for command in said] == ["images"] + ["recipe-search"] * 4
+    assert str(data) in said["images --suite glyphs"]
+    assert [line.split()[0] for line in said["recipe-search --suite glyphs --list"].splitlines()] == \
+        recipes.list_names("glyphs") == ["today", "wide", "narrow"]
+    table = said["recipe-search --suite glyphs --table"]
+    assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == ["today", "wide", "narrow"]
+    for recipe in ("today", "narrow", "wide"):
+        row = json.loads((out / "search" / recipe / "effects.json").read_text())
+        assert row["suite"] == "glyphs" and row["seeds"] == [0], recipe
 
 
 @pytest.mark.caffe
 def test_images_makes_the_lists_splits_and_databases(tiny):
-    out, data, _ = tiny
+    out, data, _, _ = tiny
     assert len(list((out / "tree" / "images" / "train").iterdir())) == 201  # 200 classes and .complete
     idxmap = (data / "halfnatmanA_train" / "idxmap.txt").read_text().split("\n")[1:-1]
     assert [int(line.split()[0]) for line in idxmap] == list(glyphs.natural_classes())
@@ -111,21 +148,20 @@ def test_images_makes_the_lists_splits_and_databases(tiny):
 
 @pytest.mark.caffe
 def test_recipe_search_measures_the_four_effects_on_the_glyph_suite(tiny):
-    out, _, results = tiny
+    out, _, results, _ = tiny
     row = json.loads((out / "search" / "today" / "effects.json").read_text())
     assert row["suite"] == "glyphs" and row["seeds"] == [0]
     assert set(row["per_seed"]["0"]) == {"base", *recipes.EFFECTS}
     assert sorted(p.name for p in results.iterdir() if p.is_dir()) == sorted(recipes.net_names(0, "glyphs"))
     assert (out / "search" / "recipes.md").read_text().splitlines()[2].startswith("| today | ")
     assert "num_output: 200" in (results / "half0B" / "imagenet_train.prototxt").read_text()
-    listed = xfer("recipe-search", "--suite", "glyphs", "--list")
-    assert [line.split()[0] for line in listed.splitlines()] == recipes.list_names("glyphs") == \
-        ["today", "wide", "narrow"]
+    narrow = (out / "search" / "narrow" / "results" / "half0B" / "imagenet_train.prototxt").read_text()
+    assert re.findall(r"num_output: (\d+)", narrow) == ["8", "16", "24", "24", "16", "64", "64", "200"]
 
 
 @pytest.mark.caffe
 def test_render_run_and_status_of_a_glyph_net(tiny):
-    _, data, results = tiny
+    _, data, results, _ = tiny
     xfer("render", "--suite", "glyphs", "--out", results, "--data-dir", data, "transfer0A0B_1_2", *TINY)
     assert "fc8-new" in (results / "transfer0A0B_1_2" / "imagenet_train.prototxt").read_text()
     xfer("run", "--suite", "glyphs", "--results", results, "--slots", "1", "transfer0A0B_1_2")
@@ -136,7 +172,7 @@ def test_render_run_and_status_of_a_glyph_net(tiny):
 
 @pytest.mark.caffe
 def test_summary_plot_similarity_and_probe_of_the_glyph_nets(tiny, tmp_path):
-    _, data, results = tiny
+    _, data, results, _ = tiny
     numbers = json.loads(xfer("summary", "--results", results, "--format", "json"))
     assert set(recipes.net_names(0, "glyphs")) <= set(numbers)
     assert all(0 <= numbers[name]["top1"] <= 1 for name in recipes.net_names(0, "glyphs"))
