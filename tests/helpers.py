@@ -2,6 +2,7 @@
 Caffe wrote them (for the parser, summary and figure tests)."""
 import datetime
 import gzip
+import re
 import subprocess
 import sys
 
@@ -73,3 +74,56 @@ def caffe_pids(folder) -> list:
         except OSError:  # gone meanwhile
             continue
     return found
+
+
+RESUMED = re.compile(r"Resuming from caffe_imagenet_train_iter_(\d+)\.solverstate")
+
+
+def trained_twice(folder) -> int:
+    """Iterations a net trained more than once, read from its Caffe logs: per restart, from where it resumed
+    (0 when it started afresh) to where the run before it got (its last logged iteration or snapshot; a crash
+    between two display lines trained up to `display` iterations more than this counts)."""
+    from xfer.logs import tail
+    logs = [log.read_text() for log in tail.log_files(folder)]
+    twice = 0
+    for before, after in zip(logs, logs[1:]):
+        found = re.findall(r"\] Iteration (\d+)|binary proto file \S+_iter_(\d+)\.caffemodel", before)
+        reached = max([int(shown or saved) for shown, saved in found] or [0])
+        resumed = RESUMED.search(after)
+        twice += max(0, reached - (int(resumed.group(1)) if resumed else 0))
+    return twice
+
+
+def kill_if_running(proc) -> None:
+    """In a test's `finally`: a child (and its process group, when it leads one) left running by a failed assertion
+    is killed, so that it does not go on training after the test."""
+    import os
+    import signal
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL) if os.getpgid(proc.pid) == proc.pid else proc.kill()
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+DISPLAY_STAMP = re.compile(r"^I(\d{8} \d\d:\d\d:\d\d\.\d+) .*\] Iteration (\d+) \(", re.M)  # glog 0.6 display lines
+
+
+def iterations_per_second(out, tiny_render) -> float:
+    """The mini net's speed on this machine now: real `caffe train` for a few seconds, rate from glog's stamps."""
+    import signal
+    import time
+    from xfer import caffeenv
+    from xfer.run import train
+    folder = tiny_render(out, ["half0A"], max_iter=10 ** 7, snapshot=0, test_interval=10 ** 7, display=100) / "half0A"
+    with open(folder / "calibrate.log", "wb") as log:
+        proc = subprocess.Popen([caffeenv.tool("caffe"), "train", "-solver", train.solver_for(folder, "cpu")],
+                                cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=train.caffe_env())
+        time.sleep(5)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    stamps = [(datetime.datetime.strptime(s, "%Y%m%d %H:%M:%S.%f"), int(it))
+              for s, it in DISPLAY_STAMP.findall((folder / "calibrate.log").read_text())]
+    (t0, i0), (t1, i1) = stamps[1], stamps[-1]  # from the second display on: start-up left out
+    return (i1 - i0) / (t1 - t0).total_seconds()

@@ -5,7 +5,9 @@ pid in its pid file (tools/slurm/stop.sh). Import the fixture into a test module
 """
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -35,12 +37,28 @@ def slurm(tmp_path_factory):
         os.environ["SLURM_CONF"] = conf
         yield conf
     finally:
+        if start.returncode == 0:
+            cancel_all(str(state / "slurm.conf"))
         subprocess.run([str(ROOT / "tools" / "slurm" / "stop.sh"), str(state)], timeout=60)
         if start.returncode == 0:
             if previous is None:
                 os.environ.pop("SLURM_CONF", None)
             else:
                 os.environ["SLURM_CONF"] = previous
+
+
+def cancel_all(conf, timeout=20) -> None:
+    """Cancel every job still active (a failed test may leave one): stopping the daemons leaves a job's slurmstepd
+    and its Caffe running."""
+    env = dict(os.environ, SLURM_CONF=conf)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        active = subprocess.run(["squeue", "-h", "-t", "active", "-o", "%i"], capture_output=True, text=True,
+                                env=env, timeout=15)
+        if active.returncode != 0 or not active.stdout.split():
+            return
+        subprocess.run(["scancel", *active.stdout.split()], env=env, timeout=15)
+        time.sleep(1)
 
 
 def scontrol_job(job_id) -> dict:
@@ -53,3 +71,31 @@ def scontrol_job(job_id) -> dict:
         if sep:
             fields.setdefault(key, value)
     return fields
+
+
+# ---- faults of the cluster itself (tests/test_slurm_faults.py): a node that dies, a controller that restarts -----
+def daemon_pid(conf, name) -> int:
+    return int((Path(conf).parent / f"{name}.pid").read_text())
+
+
+def stop_daemon(conf, name, signum=signal.SIGTERM, timeout=60) -> None:
+    """Signal slurmd or slurmctld of the cluster at `conf` by its pid file and wait until it has gone."""
+    pid = daemon_pid(conf, name)
+    os.kill(pid, signum)
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, f"{name} (pid {pid}) still there {timeout} s after {signum.name}"
+        time.sleep(0.1)
+
+
+def start_slurmd(conf) -> None:
+    subprocess.run(["slurmd", "-f", conf, "-N", "localhost"], check=True, timeout=60)
+
+
+def start_slurmctld(conf, timeout=60) -> None:
+    """slurmctld without -c: it recovers its jobs (and their dependencies) from its state folder."""
+    subprocess.run(["slurmctld", "-f", conf], check=True, timeout=60)
+    deadline = time.monotonic() + timeout
+    while "is UP" not in subprocess.run(["scontrol", "ping"], capture_output=True, text=True).stdout:
+        assert time.monotonic() < deadline, f"slurmctld did not answer within {timeout} s"
+        time.sleep(0.2)

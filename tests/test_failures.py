@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import xfer
+from helpers import kill_if_running, xfer
 from xfer import caffeenv
 from xfer.logs import tail
 from xfer.run import failures, train
@@ -35,12 +35,15 @@ def start_caffe(folder, limit_memory=None):
 
 def killed_while_training(folder, signum):
     proc, log = start_caffe(folder)
-    deadline = time.monotonic() + 60
-    while "Iteration 20," not in log.read_text():
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-        time.sleep(0.05)
-    proc.send_signal(signum)
-    proc.wait(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while "Iteration 20," not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        proc.wait(timeout=60)
+    finally:
+        kill_if_running(proc)
     return proc.returncode, log
 
 
@@ -124,13 +127,17 @@ def test_xfer_train_retries_only_what_may_pass(tmp_path, tiny_render):
     cmd = ["train", "half0A", "--suite", "mini", "--results", str(out), "--cpu", "--retries", "1"]
     folder = out / "half0A"
     for run, expected in enumerate((failures.RETRY_EXIT, 2)):
-        trainer = subprocess.Popen([*xfer_argv(), *cmd], stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while not (len(tail.log_files(folder)) > run and "Iteration 10," in tail.log_files(folder)[-1].read_text()):
-            assert trainer.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        kill_children(trainer.pid, signal.SIGKILL)  # Caffe, not the trainer: the OOM killer's choice
-        err = trainer.communicate(timeout=60)[1]
+        trainer = subprocess.Popen([*xfer_argv(), *cmd], stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not (len(tail.log_files(folder)) > run
+                       and "Iteration 10," in tail.log_files(folder)[-1].read_text()):
+                assert trainer.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            kill_children(trainer.pid, signal.SIGKILL)  # Caffe, not the trainer: the OOM killer's choice
+            err = trainer.communicate(timeout=60)[1]
+        finally:
+            kill_if_running(trainer)
         assert trainer.returncode == expected, err
         assert "caffe was killed by SIGKILL" in err
     assert "retries are spent" in err

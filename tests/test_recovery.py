@@ -3,7 +3,6 @@ the newest whole snapshot while its transfer waits), `xfer run` killed with SIGK
 once: the same command continues), a final snapshot cut short (never used: surgery refuses it, the runner trains
 the base again from its newest whole snapshot)."""
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import caffe_pids
+from helpers import RESUMED, caffe_pids, kill_if_running, trained_twice
 from helpers import xfer as run_xfer
 from xfer import caffeenv
 from xfer.logs import tail
@@ -19,7 +18,6 @@ from xfer.nets import registry
 from xfer.run import failures, netdir, snapshots, train
 
 pytestmark = pytest.mark.caffe
-RESUMED = re.compile(r"Resuming from caffe_imagenet_train_iter_(\d+)\.solverstate")
 
 
 def xfer(*args, timeout=240):
@@ -38,37 +36,48 @@ def start_run(*args):
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def trained_twice(folder) -> int:
-    """Iterations a net trained more than once: per restart, from where it resumed to where the run before it got
-    (its last logged iteration)."""
-    logs = [log.read_text() for log in tail.log_files(folder)]
-    twice = 0
-    for before, after in zip(logs, logs[1:]):
-        reached = max(int(i) for i in re.findall(r"\] Iteration (\d+)", before))
-        resumed = RESUMED.search(after)
-        twice += reached - (int(resumed.group(1)) if resumed else 0)
-    return twice
+def child_of(pid, word) -> int:
+    """The child process of `pid` whose command line holds `word` (the runner's trainer)."""
+    for entry in (name for name in os.listdir("/proc") if name.isdigit()):
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+            if stat.rsplit(")", 1)[-1].split()[1] == str(pid) and word in open(f"/proc/{entry}/cmdline", "rb").read():
+                return int(entry)
+        except OSError:  # gone meanwhile
+            continue
+    raise AssertionError(f"pid {pid} has no child running {word!r}")
 
 
 def test_a_crash_is_retried_while_its_transfer_waits(tmp_path, tiny_render):
-    out = tiny_render(tmp_path / "results", ["half0B"], max_iter=300, snapshot=50, test_interval=300, display=10)
+    out = tiny_render(tmp_path / "results", ["half0B"], max_iter=400, snapshot=50, test_interval=400, display=10)
     tiny_render(out, ["transfer0B0A_1_1"])
     folder = out / "half0B"
-    run = start_run("--suite", "mini", "--results", str(out), "--cpu", "--retries", "1", "transfer0B0A_1_1")
-    wait_until(lambda: len(netdir.snapshots(folder, "solverstate")) >= 2, 60, "half0B's second snapshot")
-    for pid in caffe_pids(folder):
-        os.kill(pid, signal.SIGSEGV)  # a crash: no snapshot at the stop
-    output = run.communicate(timeout=180)[0]
+    run = start_run("--suite", "mini", "--results", str(out), "--cpu", "--retries", "2", "transfer0B0A_1_1")
+    try:
+        wait_until(lambda: netdir.snapshots(folder, "solverstate"), 60, "half0B's first snapshot")
+        os.kill(child_of(run.pid, b"train"), signal.SIGKILL)  # the trainer alone: its Caffe snapshots and stops
+        wait_until(lambda: len(tail.log_files(folder)) == 2 and caffe_pids(folder)
+                   and "] Iteration" in tail.log_files(folder)[1].read_text(), 60, "half0B's second run")
+        for pid in caffe_pids(folder):
+            os.kill(pid, signal.SIGSEGV)  # a crash: no snapshot at the stop
+        output = run.communicate(timeout=180)[0]
+    finally:
+        kill_if_running(run)
     assert run.returncode == 0, output
-    assert "half0B: caffe was killed by SIGSEGV; starting it again from its newest whole snapshot (try 1 of 1)" \
+    assert "half0B: xfer train was killed by SIGKILL; starting it again from its newest whole snapshot (try 1 of 2)" \
+        in output
+    assert "half0B: caffe was killed by SIGSEGV; starting it again from its newest whole snapshot (try 2 of 2)" \
         in output
     assert "2 finished, 0 failed, 0 not run" in output
-    logs = tail.log_files(folder)
-    assert len(logs) == 2 and RESUMED.search(logs[1].read_text())
-    assert 0 <= trained_twice(folder) <= 50 + 10  # at most the iterations since the last periodic snapshot
-    assert [t["reason"] for t in failures.tries(folder)] == ["caffe was killed by SIGSEGV"]
+    logs = [log.read_text() for log in tail.log_files(folder)]
+    assert len(logs) == 3 and all(RESUMED.search(log) for log in logs[1:])
+    assert "Optimization stopped early." in logs[0]  # the trainer's death stopped Caffe with a snapshot
+    assert 0 <= trained_twice(folder) <= 50 + 10  # none for that stop; for the crash, at most the iterations since
+    # the last periodic snapshot
+    assert [t["reason"] for t in failures.tries(folder)] == ["xfer train was killed by SIGKILL",
+                                                             "caffe was killed by SIGSEGV"]
     transfer_start = tail.log_files(out / "transfer0B0A_1_1")[0].stat().st_ctime
-    assert transfer_start >= (folder / "caffe_imagenet_train_iter_300.solverstate").stat().st_mtime - 1
+    assert transfer_start >= (folder / "caffe_imagenet_train_iter_400.solverstate").stat().st_mtime - 1
     assert netdir.read_status(out / "transfer0B0A_1_1")["verify"]["ok"] is True
 
 
@@ -77,10 +86,13 @@ def test_sigkill_of_the_whole_run_then_the_same_command_continues(tmp_path, tiny
                       display=10)
     common = ["--suite", "mini", "--results", str(out), "--cpu", "--slots", "2", "half0A", "half0B"]
     first = start_run(*common)
-    wait_until(lambda: all(len(netdir.snapshots(out / n, "solverstate")) >= 2 for n in ("half0A", "half0B")), 90,
-               "two snapshots of each net")
-    os.killpg(first.pid, signal.SIGKILL)  # runner, trainers and Caffe at once, as a node that dies
-    first.communicate(timeout=30)
+    try:
+        wait_until(lambda: all(len(netdir.snapshots(out / n, "solverstate")) >= 2 for n in ("half0A", "half0B")),
+                   90, "two snapshots of each net")
+        os.killpg(first.pid, signal.SIGKILL)  # runner, trainers and Caffe at once, as a node that dies
+        first.communicate(timeout=30)
+    finally:
+        kill_if_running(first)
     wait_until(lambda: not any(netdir.lock_holder(out / n) for n in ("half0A", "half0B")), 30, "the locks to go")
     newest = {n: snapshots.resume_point(out / n) for n in ("half0A", "half0B")}
     again = xfer("run", *common)

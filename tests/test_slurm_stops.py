@@ -3,7 +3,6 @@ keep waiting), scancel (a snapshot where it stopped), a base that fails for a re
 `xfer run --wait` fails, `xfer status` says why)."""
 import json
 import re
-import signal
 import subprocess
 import time
 from datetime import datetime
@@ -11,8 +10,8 @@ from datetime import datetime
 import pytest
 from slurm_fixture import scontrol_job, slurm  # noqa: F401  (the fixture)
 
+from helpers import iterations_per_second
 from helpers import xfer as run_xfer
-from xfer import caffeenv
 from xfer.logs import tail
 from xfer.nets import registry
 from xfer.errors import XferError
@@ -40,21 +39,6 @@ def logged_iteration(folder) -> int:
     logs = tail.log_files(folder)
     found = STAMP.findall(logs[-1].read_text()) if logs else []
     return int(found[-1][1]) if found else 0
-
-
-def iterations_per_second(out, tiny_render) -> float:
-    """The mini net's speed on this machine now: real `caffe train` for a few seconds, rate from glog's stamps."""
-    folder = tiny_render(out, ["half0A"], max_iter=NEVER, snapshot=0, test_interval=NEVER, display=100) / "half0A"
-    with open(folder / "calibrate.log", "wb") as log:
-        proc = subprocess.Popen([caffeenv.tool("caffe"), "train", "-solver", train.solver_for(folder, "cpu")],
-                                cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=train.caffe_env())
-        time.sleep(5)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    stamps = [(datetime.strptime(s, "%Y%m%d %H:%M:%S.%f"), int(it))
-              for s, it in STAMP.findall((folder / "calibrate.log").read_text())]
-    (t0, i0), (t1, i1) = stamps[1], stamps[-1]  # from the second display on: start-up left out
-    return (i1 - i0) / (t1 - t0).total_seconds()
 
 
 def job_id(out, name) -> str:

@@ -11,7 +11,8 @@ def run_train(args) -> int:
     net = registry.get(args.net, suite)
     try:
         return train.train(net, results=results_root(args.results, suite), cpu=args.cpu, gpu=args.gpu,
-                           quiet=args.quiet, force=args.force, retries=args.retries)
+                           quiet=args.quiet, force=args.force, retries=args.retries,
+                           lock_wait=args.lock_wait)
     except train.StopTraining as stop:
         where = f"snapshot at iteration {stop.stopped_at}" if stop.stopped_at is not None else "no snapshot yet"
         print(f"xfer train: {net.name} stopped by {stop} ({where}); the same command resumes it", file=sys.stderr)
@@ -35,5 +36,8 @@ def register(sub):
                    help="after a failure that may pass (Caffe killed by a signal, a CUDA error) exit 75 instead of "
                         "failing, while the net has had fewer than N such tries (counted in .xfer_retries.json); "
                         "the caller starts it again and it resumes")
+    p.add_argument("--lock-wait", type=float, default=1.0, metavar="SECONDS",
+                   help="wait this long for the lock of another run of the net to go (default 1; the SLURM job "
+                        "script waits 300 s: a requeued job's earlier run may still be stopping)")
     p.set_defaults(func=run_train)
 

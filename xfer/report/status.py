@@ -66,7 +66,9 @@ def stop_reason(status):
         return "failed: " + (status.get("reason") or f"exit status {status.get('exit_code')}") + where
     if status.get("stop_signal"):
         at = status.get("stopped_at")
-        return f"stopped by {status['stop_signal']}" + (f" (snapshot at iteration {at})" if at is not None else "")
+        why = f"stopped: {status['stop_reason']}" if status.get("stop_reason") else \
+            f"stopped by {status['stop_signal']}"
+        return why + (f" (snapshot at iteration {at})" if at is not None else "")
     return None
 
 

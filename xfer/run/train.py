@@ -22,7 +22,7 @@ from ..logs.tail import log_progress
 from ..nets import registry
 from ..paths import write_text_atomic
 from ..progress import say
-from . import checks, failures, snapshots
+from . import checks, failures, slurmjob, snapshots
 from .netdir import (LOCK_FILE, SNAPSHOT_RE, SOLVER_FILE, final_snapshot_path, is_finished, link_final_alias, net_dir,
                      now_iso, read_status, solver_schedule, write_status)
 from .snapshots import resume_point
@@ -64,7 +64,7 @@ class TrainLock:
     lock lasts exactly as long as the training does, and the kernel drops it when both die (even by kill -9)."""
 
     def __init__(self, folder, net_name, tries=5):
-        self.path, self.net_name, self.tries, self.handle = Path(folder) / LOCK_FILE, net_name, tries, None
+        self.path, self.net_name, self.tries, self.handle = Path(folder) / LOCK_FILE, net_name, max(1, tries), None
 
     def __enter__(self):
         self.handle = open(self.path, "a+")
@@ -228,12 +228,18 @@ def wait_or_update(proc, folder, fields, poll) -> None:
         update_progress(folder, fields)
 
 
-def supervise(proc, folder, fields, poll, stops, finished=lambda: False) -> int:
+def supervise(proc, folder, fields, poll, stops, finished=lambda: False, watch=None) -> int:
     """Wait for Caffe, refreshing the status file; Caffe's exit status, or StopTraining when a stop signal (see
-    StopSignals) ended the run before it `finished()`, after recording where it stopped."""
+    StopSignals) ended the run before it `finished()`, after recording where it stopped. A SLURM job requeued under
+    the run (xfer/run/slurmjob.py) stops it as a SIGTERM would."""
     stops.attach(proc)
+    watch = watch or slurmjob.JobWatch()
     while proc.poll() is None:
         wait_or_update(proc, folder, fields, poll)
+        requeued = None if stops.received else watch.requeued()
+        if requeued:
+            fields["stop_reason"] = requeued
+            stops.pass_on(signal.SIGTERM, None)
     if not stops.received or (proc.returncode == 0 and finished()):
         return proc.returncode
     started_at = command_iteration(fields["command"])
@@ -272,10 +278,12 @@ def finish(net, folder, results, fields, quiet) -> int:
     return code
 
 
-def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS, force=False, retries=0) -> int:
+def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS, force=False, retries=0,
+          lock_wait=1.0) -> int:
     """Train one registry net to its max_iter (resuming), then verify its frozen layers; returns an exit code.
     force: restart a net whose snapshots came from an older version of its base (xfer/run/checks.py).
-    retries: a failure that may pass (xfer/run/failures.py) exits RETRY_EXIT while the net has tries left."""
+    retries: a failure that may pass (xfer/run/failures.py) exits RETRY_EXIT while the net has tries left.
+    lock_wait: seconds to wait for a lock held by another run of the net (a requeued job's earlier run stopping)."""
     folder = net_dir(results, net.name)
     check_rendered(net, folder)
     tell = (lambda *a: None) if quiet else say
@@ -287,7 +295,7 @@ def train(net, results=None, cpu=False, gpu=None, quiet=False, poll=POLL_SECONDS
             return finish(net, folder, results, {}, quiet)
         return 0
     check_base(net, results)
-    with TrainLock(folder, net.name) as lock:
+    with TrainLock(folder, net.name, tries=int(lock_wait / 0.2)) as lock:
         checks.before_caffe(net, folder, force)  # what Caffe's release build does not check: refused here
         code, fields = run_caffe(net, folder, results, default_mode(cpu, gpu), lock, poll, tell)
         broken = code == 0 and is_finished(net, results) and broken_final(net, results)
@@ -315,7 +323,7 @@ def run_caffe(net, folder, results, device, lock, poll, tell) -> tuple:
     fields = {"net": net.name, "state": "running", "max_iter": solver_schedule(folder, net)["max_iter"],
               "log": log.name, "command": cmd, "started": now_iso(), "host": socket.gethostname(),
               "pid": os.getpid(), "mode": mode, "slurm_job": os.environ.get("SLURM_JOB_ID")}
-    for stale in ("reason", "retries_used", "stop_signal", "stopped_at", "exit_code"):
+    for stale in ("reason", "retries_used", "stop_signal", "stop_reason", "stopped_at", "exit_code"):
         fields[stale] = None  # the status of this run, not the last one's
     write_status(folder, **fields)
     tell(f"{net.name}: caffe train {origin} on {mode}{'' if device is None else ' ' + str(device)}, log {log}")

@@ -20,6 +20,7 @@ from ...errors import XferError
 from ...nets import registry
 from ...paths import write_text_atomic
 from ...progress import say
+from .. import failures
 from ..netdir import SLURM_FILE, is_finished, lock_holder, net_dir, now_iso, read_json
 from ..train import default_mode
 from .base import Backend, say_plan
@@ -43,14 +44,20 @@ pid=$$!
 wait "$$pid"
 while kill -0 "$$pid" 2>/dev/null; do wait "$$pid"; done  # a trapped signal ends `wait` early
 wait "$$pid"; status=$$?  # xfer train's own exit status
-# $requeue: stopped by the time-limit warning with a snapshot past where this run started. Requeue the job (same
-# id, so its dependents keep waiting for it); the next run resumes from that snapshot.
-if [ "$$status" -eq $requeue ]; then
-  echo "xfer: stopped before the time limit; requeueing job $$SLURM_JOB_ID"
-  scontrol requeue "$$SLURM_JOB_ID" && exit 0
-fi
+# $requeue: stopped by the time-limit warning with a snapshot past where this run started; $retry: a failure that
+# may pass (xfer/run/failures.py), with tries left. Requeue the job (same id, so its dependents keep waiting for
+# it); the next run resumes from the newest whole snapshot. The controller may be restarting: ask for 5 minutes.
+requeue() {
+  echo "xfer: $$1; requeueing job $$SLURM_JOB_ID"
+  for _ in $$(seq 1 60); do scontrol requeue "$$SLURM_JOB_ID" && exit 0; sleep 5; done
+}
+[ "$$status" -eq $requeue ] && requeue "stopped before the time limit"
+[ "$$status" -eq $retry ] && requeue "a failure that may pass (xfer train exit $retry)"
 exit "$$status"
 """)
+# A requeued job can start while the processes of its earlier run, on a node that lost contact with the controller,
+# are still stopping (Caffe snapshots first): its trainer waits this long for their lock.
+LOCK_WAIT = 300
 SCRIPT_FILE = ".xfer_slurm.sh"
 OUTPUT_FILE = ".xfer_slurm-%j.out"
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
@@ -62,16 +69,22 @@ def slurm_reachable() -> bool:
     return bool(shutil.which("squeue")) and configured
 
 
-def queue_states() -> dict:
-    """{job id: state} of the kit's jobs in the queue (finished ones stay listed for MinJobAge); {} without SLURM."""
+def queue_states(strict=False) -> dict:
+    """{job id: state} of the kit's jobs in the queue (finished ones stay listed for MinJobAge); {} without SLURM.
+    strict: a controller that does not answer (restarting, down) is an error instead of an empty queue, for
+    `xfer run`, which must not submit again what is queued."""
     if not slurm_reachable():
         return {}
     try:
         proc = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%j|%T"], capture_output=True, text=True,
                               timeout=15)
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        proc = subprocess.CompletedProcess([], 1, "", str(exc))
     if proc.returncode != 0:
+        if strict:
+            raise XferError(f"the SLURM controller does not answer: {proc.stderr.strip()}",
+                            fix="wait until `scontrol ping` says UP (a restarting slurmctld keeps its jobs), then "
+                                "run the same command again")
         return {}
     states = {}
     for line in proc.stdout.splitlines():
@@ -81,13 +94,15 @@ def queue_states() -> dict:
     return states
 
 
-def job_script(net, results, mode) -> str:
+def job_script(net, results, mode, retries=failures.DEFAULT_RETRIES) -> str:
     """The batch script (JOB_SCRIPT): `xfer train` of this kit's Python, with the stop signals passed on and the
-    requeue after a time-limit stop; a requeued job runs it again and resumes."""
+    requeue after a time-limit stop or a failure that may pass; a requeued job runs it again and resumes."""
     train = [sys.executable, "-m", "xfer.cli", "train", net.name, "--suite", net.suite,
-             "--results", str(Path(results).resolve()), "--quiet"]
+             "--results", str(Path(results).resolve()), "--quiet", "--retries", str(retries),
+             "--lock-wait", str(LOCK_WAIT)]
     train += ["--gpu", "0"] if mode == "gpu" else ["--cpu"]  # SLURM maps the granted GPU to device 0
-    return JOB_SCRIPT.substitute(net=net.name, suite=net.suite, train=shlex.join(train), requeue=TIME_LIMIT_EXIT)
+    return JOB_SCRIPT.substitute(net=net.name, suite=net.suite, train=shlex.join(train), requeue=TIME_LIMIT_EXIT,
+                                 retry=failures.RETRY_EXIT)
 
 
 def time_seconds(text):
@@ -168,7 +183,7 @@ def sbatch(cmd) -> str:
 
 def submit(todo, results, mode, options, dry_run=False) -> dict:
     """Submit one job per net of `todo` (bases first); returns {net name: job id}. Skips nets already queued."""
-    queue = {} if dry_run else queue_states()
+    queue = {} if dry_run else queue_states(strict=True)
     jobs, skipped = {}, set()
     for net in todo:
         folder = net_dir(results, net.name).resolve()
@@ -193,7 +208,7 @@ def submit(todo, results, mode, options, dry_run=False) -> dict:
         if missing:
             raise XferError(f"base net {missing[0]} of {net.name} is neither finished nor queued",
                             fix=f"include it: xfer run --backend slurm {missing[0]} {net.name}")
-        script = job_script(net, results, mode)
+        script = job_script(net, results, mode, options.get("retries", failures.DEFAULT_RETRIES))
         if dry_run:
             cmd = sbatch_command(net, folder, [f"<job of {d}>" for d in registry.dependencies(net) if d in jobs],
                                  mode, options)
@@ -203,6 +218,7 @@ def submit(todo, results, mode, options, dry_run=False) -> dict:
         cmd = sbatch_command(net, folder, base_jobs, mode, options)
         write_text_atomic(folder / SCRIPT_FILE, script)
         os.chmod(folder / SCRIPT_FILE, 0o755)
+        failures.reset(folder)  # a command typed again: the net gets its retries afresh
         job = sbatch(cmd)
         write_text_atomic(folder / SLURM_FILE, json.dumps(
             {"job_id": job, "submitted": now_iso(), "command": cmd, "depends_on": base_jobs}, indent=1) + "\n")
@@ -233,7 +249,7 @@ class SlurmBackend(Backend):
         if opts.dry_run:
             say_plan(todo, done, results)
         options = {"partition": opts.partition, "time": opts.time, "cpus_per_task": opts.cpus_per_task,
-                   "signal_lead": opts.signal_lead, "extra": opts.sbatch_args}
+                   "signal_lead": opts.signal_lead, "extra": opts.sbatch_args, "retries": opts.retries}
         return submit(todo, results, mode, options, dry_run=opts.dry_run)
 
     def wait(self, jobs, todo, results) -> int:
