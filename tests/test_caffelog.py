@@ -190,7 +190,7 @@ def test_vectorised_path_matches_plain_reading(tmp_path):
                          f"Iteration {it}, {kind} = {value}", bool(rng.rand() < 0.5), tid=int(rng.randint(1, 10 ** 7))))
     text = "".join(rows)
     write(tmp_path / "net" / "140601_000000_net.log", text)
-    info, scanned = parser.parse_file(tmp_path / "net" / "140601_000000_net.log")
+    (info,), scanned = parser.parse_logs([tmp_path / "net" / "140601_000000_net.log"])
     got = []
     for kind in ("lr", "loss"):
         iters, values = scanned["series"][kind][:2]

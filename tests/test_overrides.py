@@ -1,12 +1,13 @@
 """`xfer render --set KEY=VALUE`: checked keys and values, recorded in the folder, kept by a plain re-render and by
 --check, dropped by --reset; train, status and summary follow the rendered files (real Caffe on the tiny data)."""
+import dataclasses
 import json
 
 import pytest
 
 from helpers import xfer
 from xfer.errors import XferError
-from xfer.nets import overrides, record, render
+from xfer.nets import overrides, record, registry
 
 TINY_SET = ["max_iter=12", "snapshot=12", "test_interval=6", "test_iter=2", "display=2", "base_lr=0.001",
             "train_batch=8", "val_batch=10", "test_initialization=true"]
@@ -21,7 +22,9 @@ def test_values_are_parsed_and_checked():
                                           "lr_policy=fixed", "snapshot_prefix=short_run"])
     assert parsed == {"max_iter": 200, "base_lr": 0.005, "crop": 0, "test_initialization": False,
                       "lr_policy": "fixed", "snapshot_prefix": "short_run"}
-    assert set(overrides.KEYS) == set(render.OVERRIDE_KEYS)  # the CLI takes exactly what the render API takes
+    # the CLI takes the solver schedule's fields and the data layers' and upper layers' keys, nothing else
+    schedule = {f.name for f in dataclasses.fields(registry.Schedule)}
+    assert set(overrides.KEYS) == schedule | set(overrides.DATA_KEYS + overrides.SHAPE_KEYS) | {overrides.SCALE_KEY}
 
 
 @pytest.mark.parametrize("item, words", [

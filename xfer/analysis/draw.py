@@ -45,7 +45,7 @@ def probe_figure(result, families=None):
     for series in ("AnB", "AnB+"):
         stats = {x: s for x, s in families.get(series, {}).items() if x > 0}
         if stats:
-            style = report_draw.STYLE[series]
+            style = report_draw.style(series)
             report_draw.points(ax, stats, style, size=6, label=style["label"] + " (trained)")
             line_x, line_y = report_draw.mean_line(stats)
             ax.plot(line_x, line_y, color=style["color"], linewidth=1)

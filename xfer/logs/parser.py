@@ -162,12 +162,6 @@ def parse_logs(paths, detail="full") -> tuple:
     return infos, scanned
 
 
-def parse_file(path) -> tuple:
-    """(LogFile, scan) of one log file."""
-    infos, scanned = parse_logs([path])
-    return infos[0], scanned
-
-
 def latest_per_iteration(iters, values, times, runs, extremes=True) -> Series:
     """Sort by iteration; where an iteration repeats (a restart), keep the record with the latest time."""
     if len(iters) < 2 or bool((iters[1:] > iters[:-1]).all()):  # the usual case: one run, nothing repeated

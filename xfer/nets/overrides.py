@@ -8,7 +8,7 @@ import dataclasses
 import re
 
 from ..errors import XferError
-from . import record, registry, suites
+from . import registry, suites
 
 LR_POLICIES = ("fixed", "step", "exp")  # the Caffe policies the rendered solver has every parameter for
 PREFIX = re.compile(r"[A-Za-z0-9_.-]+")
@@ -108,7 +108,6 @@ DATA_KEYS = ("train_batch", "val_batch", "crop")  # the data layers rather than 
 SHAPE_KEYS = ("width_scale", "fc_width", "dropout_ratio")  # the network's widths and upper layers
 SCALE_KEY = "base_iter_scale"
 FC_LAYERS = (5, 6)  # fc6 and fc7 in the arch's 8 weight layers: fc8's width is the number of classes
-SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(suites.Schedule))
 ALLOWED = "allowed keys: " + ", ".join(KEYS)
 
 
@@ -215,13 +214,6 @@ def text_of(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value) if isinstance(value, float) else str(value)
-
-
-def effective(folder, given=None) -> dict:
-    """The overrides to render a folder with: those given now, else those it was last rendered with."""
-    if given:
-        return dict(given)
-    return record.recorded_overrides(folder)
 
 
 def describe(overrides) -> str:

@@ -27,9 +27,6 @@ from ..progress import say
 
 RENDERED = ("imagenet_solver.prototxt", "imagenet_train.prototxt", "imagenet_val.prototxt")
 BACKENDS = {"lmdb": "LMDB", "leveldb": "LEVELDB"}
-SCHEDULE_KEYS = tuple(f.name for f in dataclasses.fields(registry.Schedule))
-OVERRIDE_KEYS = (SCHEDULE_KEYS + override_values.DATA_KEYS + override_values.SHAPE_KEYS
-                 + (override_values.SCALE_KEY,))
 IMAGE_LIST, IMAGE_ROOT = "images.txt", "_images"
 
 

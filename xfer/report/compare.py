@@ -8,19 +8,17 @@ both trees, the mean [min..max] xcount across the random splits and the mean's d
 import csv
 import io
 
+from ..nets import families
 from . import summary
 
-# Each series of the figures and the series and x of its base (the reference its differences are taken to).
-# "whole": the reduced-volume level that is the whole training set (the last of a suite's levels).
-REFERENCE = {
-    "baseB": ("baseB", 0), "BnB": ("baseB", 0), "BnB+": ("baseB", 0), "AnB": ("baseB", 0), "AnB+": ("baseB", 0),
-    "natman:natural": ("natman:natural", 0), "natman:man-made": ("natman:man-made", 0),
-    "netbase": ("netbase", 0), "random": ("netbase", 0), "reduced": ("reduced", "whole"),
-}
-SERIES_TEXT = {"baseB": "baseB", "BnB": "selffer BnB", "BnB+": "selffer BnB+", "AnB": "transfer AnB",
-               "AnB+": "transfer AnB+", "natman:natural": "man-made -> natural",
-               "natman:man-made": "natural -> man-made", "netbase": "netbase", "random": "random (nolearn)",
-               "reduced": "reduced (per class)"}
+
+
+def references() -> dict:
+    """{series: (series, x) of its base}: every registered series the comparison table has a row for, in order.
+    "whole": the reduced-volume level that is the whole training set (the last of a suite's levels)."""
+    return {s.label: s.reference for s in families.all_series() if s.reference is not None}
+
+
 CSV_FIELDS = ("series", "x", "mini_mean", "mini_min", "mini_max", "mini_count", "mini_minus_base",
               "paper_mean", "paper_min", "paper_max", "paper_count", "paper_minus_base")
 
@@ -36,7 +34,7 @@ def by_whole(fam, whole_level) -> dict:
 
 def difference(fam, label, x):
     """The mean of a point minus the mean of its base (None where either is missing)."""
-    ref_label, ref_x = REFERENCE[label]
+    ref_label, ref_x = families.series(label).reference
     point, base = fam.get(label, {}).get(x), fam.get(ref_label, {}).get(ref_x)
     if point is None or base is None:
         return None
@@ -52,7 +50,7 @@ def rows(mini_fam, paper_fam, mini_whole, paper_whole) -> list:
     being summary.families' {mean, min, max, count, ...} or None."""
     mini, paper = by_whole(mini_fam, mini_whole), by_whole(paper_fam, paper_whole)
     out = []
-    for label in REFERENCE:
+    for label in references():
         xs = sorted(set(mini.get(label, {})) | set(paper.get(label, {})), key=sort_key)
         for x in xs:
             out.append({"series": label, "x": x, "mini": mini.get(label, {}).get(x),
@@ -76,7 +74,7 @@ def to_text(table_rows, mini_label="mini", paper_label="paper") -> str:
     lines = [("series", "n", f"{mini_label}: mean [min..max] xnets", f"{mini_label} - base",
               f"{paper_label}: mean [min..max] xnets", f"{paper_label} - base")]
     for row in table_rows:
-        lines.append((SERIES_TEXT[row["series"]], str(row["x"]), cell(row["mini"]), signed(row["mini_diff"]),
+        lines.append((families.series(row["series"]).text, str(row["x"]), cell(row["mini"]), signed(row["mini_diff"]),
                       cell(row["paper"]), signed(row["paper_diff"])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))

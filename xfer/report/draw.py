@@ -9,17 +9,19 @@ drawn, names what is missing and writes the files.
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..nets import families
+
 XLABEL = "Layer $n$ at which network is chopped and retrained"
 YLABEL = "Top-1 accuracy (higher is better)"
-# The paper's encoding: white circles baseB, dark / light blue circles BnB / BnB+, dark / light red diamonds AnB /
-# AnB+, each treatment shifted a little sideways so the points of one n do not hide each other.
-STYLE = {
-    "baseB": dict(marker="o", color="white", edge="black", shift=0.0, label="baseB"),
-    "BnB": dict(marker="o", color="#1f1fa8", edge="#1f1fa8", shift=-0.15, label="selffer BnB"),
-    "BnB+": dict(marker="o", color="#7fb2f0", edge="#4f82c0", shift=-0.05, label="selffer BnB$^+$"),
-    "AnB": dict(marker="D", color="#a81f1f", edge="#a81f1f", shift=0.05, label="transfer AnB"),
-    "AnB+": dict(marker="D", color="#f08c8c", edge="#c05c5c", shift=0.15, label="transfer AnB$^+$"),
-}
+# Each series' marker, colours, sideways shift and legend label: its registered entry (xfer/nets/paper_families.py).
+FIGURE2 = ("baseB", "BnB", "BnB+", "AnB", "AnB+")
+NATMAN = ("natman:natural", "natman:man-made")
+
+
+def style(label) -> dict:
+    return families.style(label)
+
+
 # Figure 2 (bottom): which observation of the paper's Section 4.1 each line shows; the point of the line it labels
 # (a layer n, or the line's minimum) and where the text goes from there (x in layers, y in fractions of the y span).
 NOTES = {
@@ -28,9 +30,7 @@ NOTES = {
     "AnB": ("4: Performance drops due to\nrepresentation specificity", 7, -3.2, -0.02),
     "AnB+": ("5: Transfer + fine-tuning improves generalization", 2, -1.6, 0.14),
 }
-TREATMENTS = tuple(STYLE)[1:]  # BnB, BnB+, AnB, AnB+: the lines drawn against baseB
-NATMAN_STYLE = {"natman:natural": ("#2c7a2c", "o", "transfer {B} $\\to$ {A}"),
-                "natman:man-made": ("#c07a10", "s", "transfer {A} $\\to$ {B}")}
+TREATMENTS = FIGURE2[1:]  # BnB, BnB+, AnB, AnB+: the lines drawn against baseB
 
 
 def new_figure(width=8.0, height=5.0):
@@ -86,11 +86,11 @@ def figure2_points(fam, missing="", spread=False):
     """One marker per net; with spread, the mean and the range across splits of each treatment and n beside them."""
     fig = new_figure()
     ax = fig.add_subplot(111)
-    for key in STYLE:
+    for key in FIGURE2:
         if key in fam:
-            points(ax, fam[key], STYLE[key], label=STYLE[key]["label"])
+            points(ax, fam[key], style(key), label=style(key)["label"])
             if spread:
-                range_bars(ax, fam[key], STYLE[key], x_shift=0.04)
+                range_bars(ax, fam[key], style(key), x_shift=0.04)
     layer_axis(ax)
     ax.set_ylabel(YLABEL)
     ax.legend(loc="lower left", numpoints=1, fontsize=9, frameon=False)
@@ -111,14 +111,14 @@ def figure2_lines(fam, annotate=True, missing="", spread=False):
         if key not in fam:
             continue
         xs, ys = mean_line(fam[key], base)
-        style = STYLE[key]
-        ax.plot(xs, ys, color=style["edge"], linewidth=2.5, marker=style["marker"], markersize=6,
-                markerfacecolor=style["color"], label=style["label"])
+        look = style(key)
+        ax.plot(xs, ys, color=look["edge"], linewidth=2.5, marker=look["marker"], markersize=6,
+                markerfacecolor=look["color"], label=look["label"])
         lines[key] = xs, ys
     if spread:
-        for key in STYLE:
+        for key in FIGURE2:
             if key in fam:
-                range_bars(ax, fam[key], dict(STYLE[key], shift=STYLE[key]["shift"] / 3))
+                range_bars(ax, fam[key], dict(style(key), shift=style(key)["shift"] / 3))
     if annotate:
         make_room(ax)
         for key, (xs, ys) in lines.items():
@@ -139,9 +139,9 @@ def add_note(ax, key, xs, ys):
     i = int(np.flatnonzero(inner)[np.argmin(ys[inner])]) if where == "min" else int(np.argmin(np.abs(xs - where)))
     low, high = ax.get_ylim()
     ax.annotate(text, xy=(xs[i], ys[i]), xytext=(xs[i] + dx, ys[i] + dy * (high - low)), fontsize=8,
-                color=STYLE[key]["edge"], ha="left", va="center",
+                color=style(key)["edge"], ha="left", va="center",
                 bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1),
-                arrowprops=dict(arrowstyle="-", color=STYLE[key]["edge"], linewidth=0.8))
+                arrowprops=dict(arrowstyle="-", color=style(key)["edge"], linewidth=0.8))
 
 
 def make_room(ax, below=0.15, above=0.2):
@@ -155,16 +155,16 @@ def figure3_panel(fam, missing="", natman_names=("natural", "man-made")):
     suite's halfnatmanA and halfnatmanB hold, for the legend."""
     fig = new_figure(10, 8)
     left, right, bottom = fig.add_subplot(221), fig.add_subplot(222), fig.add_subplot(212)
-    for key, (color, marker, label) in NATMAN_STYLE.items():
+    for key in NATMAN:
         if key in fam:
             xs, ys = mean_line(fam[key])
-            left.plot(xs, ys, color=color, marker=marker, linewidth=2,
-                      label=label.format(A=natman_names[0], B=natman_names[1]))
+            left.plot(xs, ys, color=style(key)["color"], marker=style(key)["marker"], linewidth=2,
+                      label=style(key)["label"].format(A=natman_names[0], B=natman_names[1]))
     left.set_ylabel(YLABEL)
     left.legend(fontsize=8, frameon=False, loc="lower left")
     if "random" in fam or "netbase" in fam:
         xs, ys = mean_line(fam.get("random", {}), fam.get("netbase", {}).get(0, {}).get("mean"))
-        right.plot(xs, ys, color="#5a2ca0", marker="o", linewidth=2, label="random, untrained filters")
+        right.plot(xs, ys, color=style("random")["color"], marker="o", linewidth=2, label=style("random")["label"])
         right.legend(fontsize=8, frameon=False, loc="lower left")
     for ax in (left, right):
         layer_axis(ax)
@@ -187,19 +187,19 @@ def relative_series(fam):
     out = []
     base = fam.get("baseB", {}).get(0, {}).get("mean")
     if "AnB" in fam and base is not None:
-        out.append(("mean AnB, random A/B splits", fam["AnB"], base, STYLE["AnB"]["edge"]))
+        out.append(("mean AnB, random A/B splits", fam["AnB"], base, style("AnB")["edge"]))
     natman = {}
-    for key in NATMAN_STYLE:
+    for key in NATMAN:
         if key in fam and 0 in fam[key]:
             for x, s in fam[key].items():
                 if x > 0:
                     natman.setdefault(x, []).append(s["mean"] - fam[key][0]["mean"])
     if natman:
         series = {x: {"mean": float(np.mean(v))} for x, v in natman.items()}
-        out.append(("mean AnB, man-made/natural split", series, 0.0, "#2c7a2c"))
+        out.append(("mean AnB, man-made/natural split", series, 0.0, style("natman:natural")["color"]))
     netbase = fam.get("netbase", {}).get(0, {}).get("mean")
     if "random" in fam and netbase is not None:
-        out.append(("random features", fam["random"], netbase, "#5a2ca0"))
+        out.append(("random features", fam["random"], netbase, style("random")["color"]))
     return out
 
 
@@ -207,7 +207,7 @@ def reduced_figure(fam, log=False, missing=""):
     fig = new_figure(7, 5)
     ax = fig.add_subplot(111)
     xs, ys = mean_line(fam["reduced"])
-    ax.plot(xs, ys, color="#1f1fa8", marker="o", linewidth=2, label="base net on a reduced dataset")
+    ax.plot(xs, ys, color=style("reduced")["color"], marker="o", linewidth=2, label=style("reduced")["label"])
     if log:
         ax.set_xscale("log")
     ax.set_xlabel("Training examples per class" + (" (log scale)" if log else ""))
@@ -230,7 +230,7 @@ def preserve_figure(fam, missing=""):
     for key in ("AnB", "AnB+"):
         if key in fam:
             xs, ys = mean_line(fam[key], base)
-            ax.plot(xs, ys, color=STYLE[key]["edge"], linewidth=1.5, alpha=0.6, label=STYLE[key]["label"])
+            ax.plot(xs, ys, color=style(key)["edge"], linewidth=1.5, alpha=0.6, label=style(key)["label"])
     keys = sorted(k for k in fam if k.startswith("preserve"))
     colors = [f"C{i}" for i in range(len(keys))]
     for key, color in zip(keys, colors):
@@ -255,12 +255,12 @@ def compare_figure(fam_a, fam_b, label_a, label_b, missing=""):
             if key not in fam:
                 continue
             xs, ys = mean_line(fam[key], base)
-            style = STYLE[key]
-            kwargs = dict(color=style["edge"], linestyle=dash, linewidth=2, marker=style["marker"], markersize=5,
-                          markerfacecolor=style["color"] if dash == "-" else "white")
-            absolute.plot(xs, ys, label=f"{style['label']} ({name})", **kwargs)
+            look = style(key)
+            kwargs = dict(color=look["edge"], linestyle=dash, linewidth=2, marker=look["marker"], markersize=5,
+                          markerfacecolor=look["color"] if dash == "-" else "white")
+            absolute.plot(xs, ys, label=f"{look['label']} ({name})", **kwargs)
             if base is not None:
-                relative.plot(xs, ys - base, label=f"{style['label']} ({name})", **kwargs)
+                relative.plot(xs, ys - base, label=f"{look['label']} ({name})", **kwargs)
         if base is not None:
             absolute.axhline(base, color="0.3", linestyle=dash, linewidth=1)
     relative.axhline(0, color="0.3", linewidth=1)

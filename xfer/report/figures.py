@@ -10,20 +10,21 @@ garbled lines) are reported one line per net. Files are written atomically.
 """
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import XferError
 from ..nets import registry
 from ..paths import atomic_path
 from ..progress import say
-from . import summary
+from . import draw, summary  # draw loads matplotlib: only `xfer plot` and the studies import this module
 
 @dataclass(frozen=True)
 class Plot:
-    """One file of a figure: its name (the original repository's, without extension) and the drawing function of
-    draw.py that makes it, called as function(families, missing=note, **options), plus each Suite attribute named
-    in suite_options (what only the suite knows, e.g. what its natman halves hold)."""
+    """One file of a figure: its name (the original repository's, without extension) and the drawing function that
+    makes it (draw.py's, or any other), called as function(families, missing=note, **options), plus each Suite
+    attribute named in suite_options (what only the suite knows, e.g. what its natman halves hold)."""
     file: str
-    function: str
+    function: Callable
     options: tuple = ()
     suite_options: tuple = ()
 
@@ -48,18 +49,18 @@ class FigureSpec:
 FIGURE_2_FAMILIES = ("base", "selffer", "selffer-ft", "transfer", "transfer-ft")
 FIGURES = {figure.name: figure for figure in (
     FigureSpec("figure 2", FIGURE_2_FAMILIES, FIGURE_2_FAMILIES, ("baseB", "BnB", "BnB+", "AnB", "AnB+"), (
-        Plot("result_transfer", "figure2_points"),
-        Plot("result_transfer_lines", "figure2_lines", (("annotate", True),)),
-        Plot("result_transfer_lines_notext", "figure2_lines", (("annotate", False),)))),
+        Plot("result_transfer", draw.figure2_points),
+        Plot("result_transfer_lines", draw.figure2_lines, (("annotate", True),)),
+        Plot("result_transfer_lines_notext", draw.figure2_lines, (("annotate", False),)))),
     FigureSpec("figure 3", ("natman-base", "natman-transfer", "nolearn", "netbase", "base", "transfer"),
                ("natman-base", "natman-transfer", "nolearn", "netbase"),
                ("natman:natural", "natman:man-made", "random"),
-               (Plot("result_random_nm_combined", "figure3_panel", suite_options=("natman_names",)),)),
+               (Plot("result_random_nm_combined", draw.figure3_panel, suite_options=("natman_names",)),)),
     FigureSpec("reduced", ("reduced",), ("reduced",), ("reduced",), (
-        Plot("result_reduced", "reduced_figure", (("log", False),)),
-        Plot("result_reduced_log", "reduced_figure", (("log", True),)))),
-    FigureSpec("preserve", ("preserve",), ("preserve",), ("preserve",), (Plot("result_preserved", "preserve_figure"),),
-               prefix=True, announce=False),
+        Plot("result_reduced", draw.reduced_figure, (("log", False),)),
+        Plot("result_reduced_log", draw.reduced_figure, (("log", True),)))),
+    FigureSpec("preserve", ("preserve",), ("preserve",), ("preserve",),
+               (Plot("result_preserved", draw.preserve_figure),), prefix=True, announce=False),
 )}
 COMPARE_FILE = "compare_transfer_lines"  # the overlay of two results trees (--compare)
 
@@ -120,17 +121,17 @@ def figure2(summary_dict, out_path, style="points", annotate=True, suite=None, e
     numbered notes unless annotate=False). Works with any subset (e.g. one split); says what is missing: of the
     suite's Figure 2 nets, or of `expected` (net names) when a run meant only those (the demo). spread: the mean
     and range (min..max) across splits at each point, as the paper marks them."""
-    from . import draw  # lazy for start-up: it loads matplotlib
-    fam = summary.families(summary_dict)
-    if not FIGURES["figure 2"].drawable(fam):
+    fam, spec = summary.families(summary_dict), FIGURES["figure 2"]
+    suite = suite or guess_suite(summary_dict)
+    if not spec.drawable(fam):
         raise XferError("figure 2 has nothing to plot", fix="it needs test results of some of: " +
-                        registry.compress(needed("figure 2", suite or guess_suite(summary_dict), core=True)))
+                        registry.compress(needed("figure 2", suite, core=True)))
     present = {name for name, row in summary_dict.items() if row.get("top1") is not None}
-    note = missing_text("figure 2", present, suite or guess_suite(summary_dict), expected=expected)
-    if style == "points":
-        fig = draw.figure2_points(fam, note, spread=spread)
-    else:
-        fig = draw.figure2_lines(fam, annotate, note, spread=spread)
+    note = missing_text("figure 2", present, suite, expected=expected)
+    # the registered plots of figure 2: points, then lines with and without the numbered notes
+    plot = spec.plots[0] if style == "points" else next(p for p in spec.plots[1:]
+                                                         if dict(p.options)["annotate"] == annotate)
+    fig = plot.function(fam, missing=note, spread=spread, **plot_options(plot, suite))
     return save(fig, Path(out_path).with_suffix(""))
 
 
@@ -160,7 +161,6 @@ def draw_figure(figure, fam, present, suite, out, log, expected=None, files=None
     """The files of one registered figure, or [] (saying why, unless the figure is quiet) when it has no data.
     expected: only these nets count as missing (a run that meant a part of the suite); files: other file names, one
     per plot, in place of the original repository's."""
-    from . import draw  # lazy for start-up: it loads matplotlib
     if not figure.drawable(fam):
         if figure.announce:
             log(f"{figure.name}: skipped, needs test results of some of: "
@@ -168,14 +168,13 @@ def draw_figure(figure, fam, present, suite, out, log, expected=None, files=None
         return []
     note, written = missing_text(figure.name, present, suite, expected=expected), []
     for plot, file in zip(figure.plots, files or [plot.file for plot in figure.plots]):
-        fig = getattr(draw, plot.function)(fam, missing=note, **plot_options(plot, suite))
+        fig = plot.function(fam, missing=note, **plot_options(plot, suite))
         written += save(fig, out / file)
     return written
 
 
 def draw_compare(fam, results_dir, compare, out, log) -> list:
     """Figure 2's lines of this tree over those of a second one (the paper's numbers, say)."""
-    from . import draw  # lazy for start-up: it loads matplotlib
     other, other_problems = summary.load(compare)
     for line in summary.problem_lines({f"{compare}: {k}": v for k, v in other_problems.items()}):
         log(line)

@@ -3,8 +3,8 @@
 Per net, as the paper measured it (its notebook's mean_highest / mean_lowest): `top1` is the mean of the 10 highest
 test accuracies over the run, `valid_loss` and `train_loss` the means of the 10 lowest test / train losses; `tests`
 counts the test points and `last_iter` is the last iteration seen. `families` groups nets as the figures do (by the
-registry's name grammar): base, selffer BnB / BnB+, transfer AnB / AnB+, natman, random (nolearn), reduced,
-preserve, each by layer n (or images per class) with mean and spread across the random splits.
+registered families, xfer/nets/families.py): base, selffer BnB / BnB+, transfer AnB / AnB+, natman, random
+(nolearn), reduced, preserve, each by layer n (or images per class) with mean and spread across the random splits.
 """
 import csv
 import io
@@ -18,10 +18,6 @@ from ..logs import parser
 
 KEYS = ("top1", "valid_loss", "train_loss", "tests", "last_iter")
 TOP_K = 10  # the paper averages the 10 best test points, which smooths the noise of single tests
-FAMILY_LABELS = {"base": "baseB", "selffer": "BnB", "selffer-ft": "BnB+", "transfer": "AnB", "transfer-ft": "AnB+",
-                 "nolearn": "random", "netbase": "netbase", "reduced": "reduced"}
-# The natman halves as the paper plots them: by target task. halfnatmanA is the natural half, B the man-made one.
-NATMAN_TARGET = {"A": "natural", "B": "man-made"}
 
 
 def find_output(tests: dict, word: str):
@@ -69,22 +65,11 @@ def summarize(results_dir, nets=None) -> dict:
 
 
 def classify(name):
-    """(series label, x) of a net for the figures, or None for names outside the grammar (the registry's)."""
-    from ..nets import registry  # here, not at the top: `xfer summary --format json` never classifies (start-up)
+    """(series label, x) of a net for the figures, or None for names outside the grammar: the net's registered
+    family places it (xfer/nets/families.py), and a series nobody registered is an error, not a dropped row."""
+    from ..nets import families, registry  # here, not at the top: `xfer summary --format json` never classifies
     net = registry.describe(name)
-    if net is None:
-        return None
-    if net.family == "natman-base":
-        return f"natman:{NATMAN_TARGET[registry.trained_half(net)]}", 0
-    if net.family.startswith("natman-transfer"):
-        plus = "+" if net.family.endswith("-ft") else ""
-        return f"natman:{NATMAN_TARGET[registry.trained_half(net)]}{plus}", net.n
-    if net.family == "reduced":
-        return "reduced", registry.reduced_level(net)
-    if net.family == "preserve":
-        return f"preserve{registry.preserved_layers(net)}", net.n
-    label = FAMILY_LABELS.get(net.family)
-    return (label, net.n or 0) if label else None
+    return None if net is None else families.place(net)
 
 
 def families(numbers: dict, metric="top1") -> dict:

@@ -21,7 +21,7 @@ LOCK_FILE = ".xfer_train.lock"
 SOLVER_FILE = "imagenet_solver.prototxt"
 SNAPSHOT_RE = re.compile(r"_iter_(\d+)\.(caffemodel|solverstate)$")
 
-def results_root(results=None, suite="paper") -> Path:
+def results_root(results=None, suite=None) -> Path:
     """The results tree: --results when given, else where `xfer render` puts the suite (results/ for the paper)."""
     if results:
         return Path(results)

@@ -80,7 +80,7 @@ def blob_array(blob, path, layer_name):
     return values.reshape(blob_shape(blob))
 
 
-def net_for_dir(folder, suite="paper"):
+def net_for_dir(folder, suite=None):
     """The registry net a rendered folder belongs to (its folder name), also for paper-tree names."""
     name = Path(folder).resolve().name
     try:
@@ -132,7 +132,7 @@ def default_base(net, folder) -> Path:
     return base_folder / f"{sched['snapshot_prefix']}_iter_{sched['max_iter']}.caffemodel"
 
 
-def surgery(folder, net=None, base_file=None, out=None, seed=None, force=False, suite="paper") -> dict:
+def surgery(folder, net=None, base_file=None, out=None, seed=None, force=False, suite=None) -> dict:
     """Write the net's init weights (default `<folder>/init.caffemodel`) and manifest; returns the manifest."""
     folder = Path(folder)
     net = net or net_for_dir(folder, suite)
