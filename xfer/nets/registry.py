@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import XferError
 from . import families, paper_families, suites  # noqa: F401  (paper_families registers the paper's families)
-from .arch import Arch  # noqa: F401  (re-exported)
+from .arch import ARCHS, Arch  # noqa: F401  (re-exported)
 from .builders import (FRESH, FROZEN, LAYERS, MEAN_RULE, NS, POLICIES, RANDOM_FROZEN, SPLITS,  # noqa: F401
                        TRAINED, TUNED, Net, make_net, mean_dataset, parse_name, preserve_net, preserve_policy,
                        preserved_layers, reduced_level, trained_half, transfer_policy)
