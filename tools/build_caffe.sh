@@ -7,7 +7,9 @@
 #
 # Environment: PYTHON (interpreter pycaffe is built for; default .venv/bin/python), XFER_CACHE
 # (default ${XDG_CACHE_HOME:-~/.cache}/xfer), JOBS (default nproc), CUDA_ARCH_BIN / CUDA_ARCH_PTX (default 90),
-# CUDA_HOME (default /usr/local/cuda), CAFFE_EXTRA_CMAKE (extra cmake arguments, part of the cache key).
+# CUDA_HOME (default /usr/local/cuda), CAFFE_EXTRA_CMAKE (extra cmake arguments, part of the cache key),
+# CAFFE_SKIP_PATCHES (patch file names to leave out, e.g. "0005-parallel-data-transform.patch": the build without
+# one patch, under the key that patch set has; tests compare against it).
 #
 # The build lands in $XFER_CACHE/caffe-<key>, key = source version + patch hashes + flags + python/numpy
 # versions. A folder is used only when its `.complete` marker exists; anything else is removed and rebuilt.
@@ -122,7 +124,13 @@ cmake_flags() {
 # Patches for every build, then those that only a CUDA build needs (they touch CUDA code and cmake's CUDA
 # detection only; keeping them apart keeps the CPU build's cache key stable).
 patch_list() {
-  ls "$ROOT"/tools/caffe-patches/*.patch
+  local p skip
+  for p in "$ROOT"/tools/caffe-patches/*.patch; do
+    for skip in ${CAFFE_SKIP_PATCHES:-}; do
+      [ "$(basename "$p")" = "$skip" ] && continue 2
+    done
+    echo "$p"
+  done
   if [ "$CUDA" = 1 ] && ls "$ROOT"/tools/caffe-patches/cuda/*.patch >/dev/null 2>&1; then
     ls "$ROOT"/tools/caffe-patches/cuda/*.patch
   fi
@@ -135,10 +143,13 @@ main() {
   if [ -n "${CAFFE_SRC:-}" ]; then local_source; else fetch_debian_source; fi
   local src=$SRC
   mapfile -t flags < <(cmake_flags)
-  local numpy_v py_v key
+  local numpy_v py_v key skip
   numpy_v=$("$PY" -c 'import numpy; print(numpy.__version__)')
   py_v=$("$PY" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
   mapfile -t patches < <(patch_list)
+  for skip in ${CAFFE_SKIP_PATCHES:-}; do
+    [ -f "$ROOT/tools/caffe-patches/$skip" ] || die "CAFFE_SKIP_PATCHES names $skip, which is not in tools/caffe-patches/"
+  done
   # The venv's path is left out of the key: a fresh clone elsewhere (CI) reuses the build made for the same
   # Python and numpy versions; pycaffe does not depend on where the venv lives.
   key=$({ source_id "$src"; cat "${patches[@]}"; printf '%s\n' "${flags[@]}" | grep -v '^-DPYTHON_EXECUTABLE='
