@@ -174,6 +174,28 @@ def test_batches_equal_unpatched_caffes(nets, one_thread, unpatched_caffe, tmp_p
     assert_same_bytes(upstream, one_thread[0], list(nets), "between unpatched Caffe and CAFFE_DATA_THREADS=1")
 
 
+def test_imagedata_resizing_the_source_tree_gives_the_resized_lmdbs_batches(nets, caffe_tool, tmp_path):
+    """docs/datasets.md: ImageData with new_height/new_width on the source images yields what Data yields on the
+    LMDB convert_imageset resized them into (one function, ReadImageToCVMat, decodes and resizes both)."""
+    work = Path(nets["lmdb raw"]).parent
+    size = "resize_height=28 resize_width=30".split()
+    convert(caffe_tool, work / "images", work / "jpg.txt", tmp_path / "resized_lmdb", "--backend=lmdb",
+            *(f"--{flag}" for flag in size))
+    transform = TRANSFORM.format(crop=CROP, mean="mean_value: 104 mean_value: 117 mean_value: 123")
+    image_data = IMAGE_DATA.format(transform=transform, source=work / "jpg.txt", root=work / "images", batch=BATCH)
+    layers = {"lmdb resized": DATA.format(transform=transform, source=tmp_path / "resized_lmdb", backend="LMDB",
+                                          batch=BATCH),
+              "imagedata resized": image_data.replace("shuffle: true", "shuffle: false new_height: 28 new_width: 30")}
+    paths = {}
+    for name, layer in layers.items():
+        paths[name] = tmp_path / f"{name.replace(' ', '_')}.prototxt"
+        paths[name].write_text(f'name: "data_only"\n{layer}')
+    got, _ = run_batches(tmp_path / "resized.npz", paths, threads=2)
+    for b in range(BATCHES):
+        assert got[f"0_{b}_data"].tobytes() == got[f"1_{b}_data"].tobytes(), b
+        assert np.array_equal(got[f"0_{b}_label"], got[f"1_{b}_label"]), b
+
+
 @pytest.mark.parametrize("value", ["0", "two", "3x", "-1"])
 def test_a_bad_thread_count_stops_with_one_clear_line(nets, value, tmp_path):
     env = dict(os.environ, CAFFE_DATA_THREADS=value, GLOG_logtostderr="1")
