@@ -9,7 +9,8 @@
 #   2. build    the CUDA build of the current patch set: $CAFFE_CUDA_PREFIX (a build made or carried there; its
 #               build-info.json must be a CUDA build naming exactly tools/caffe-patches/*.patch and cuda/*.patch)
 #   3. gpu      nvidia-smi must list a GPU. Without one the check stops here with exit 3 ("needs a GPU").
-#   4. gtest    Caffe's GPU test cases ($GTEST_FILTER) from $CAFFE_CUDA_TESTS/bin/test.testbin, when given
+#   4. gtest    Caffe's GPU test cases ($GTEST_FILTER) from $CAFFE_CUDA_TESTS/bin/test.testbin, when given (the
+#               folder tools/build_caffe_tests.sh prints with a VENV whose caffe-build.json is the CUDA build's)
 #   5. rehearse `xfer rehearse --gpus 0` (ImageNet-shaped tree, LMDBs at 256x256, half0A + transfer0A0B_1_3)
 #   6. train    `xfer train half0B --gpu 0` on the rehearsal's LMDB (rendered with the rehearsal's schedule)
 #   7. speed    `caffe time -gpu 0` of CaffeNet: DummyData, then the rehearsal's LMDB at CAFFE_DATA_THREADS=1 and 4
@@ -28,7 +29,7 @@ PY=${PYTHON:-$ROOT/.venv/bin/python}
 ITERATIONS=${ITERATIONS:-50}
 # One case per kind of GPU code the paper's nets run: cuDNN and Caffe's own convolution, pooling, LRN, inner
 # product, dropout, softmax loss, the SGD solver, the data layer's GPU copy and the synced memory.
-GTEST_FILTER=${GTEST_FILTER:-*CuDNNConvolutionLayerTest*:*ConvolutionLayerTest/2*:*PoolingLayerTest/2*:*LRNLayerTest/2*:*InnerProductLayerTest/2*:*DropoutLayerTest/2*:*SoftmaxWithLossLayerTest/2*:*SGDSolverTest/2.TestLeastSquaresUpdate:*DataLayerTest/2.TestReadLMDB:SyncedMemoryTest.*GPU*}
+GTEST_FILTER=${GTEST_FILTER:-*CuDNNConvolutionLayerTest*:*ConvolutionLayerTest/2*:*PoolingLayerTest/2*:*LRNLayerTest/2*:*InnerProductLayerTest/2*:*NeuronLayerTest/2.TestDropout*:*SoftmaxWithLossLayerTest/2*:*SGDSolverTest/2.TestLeastSquaresUpdate:*DataLayerTest/2.TestReadLMDB:SyncedMemoryTest.*GPU*}
 REPORT=
 WORK=
 while [ $# -gt 0 ]; do
