@@ -50,12 +50,13 @@ def natman_place(net):
     return f"natman:{target}{plus}", net.n or 0
 
 
-def random_halves(suite, same, tuned):
-    """The random-half transfer nets of a suite: selffers (X == Y) or transfers, frozen or fine-tuned."""
+def random_halves(suite, tuned):
+    """The random-half transfer nets of a suite, frozen or fine-tuned: the transfers and the selffers (X == Y) of
+    its pairs, interleaved in the paper's (split, pair, n) order, so the transfer families list their selffer
+    siblings' nets too and the selffer families list none of their own."""
     spec = b.suites.get(suite)
     splits = spec.ft_splits if tuned else b.SPLITS
-    return [b.transfer_net(suite, s, xy[0], xy[1], n, tuned) for s in splits for xy in spec.pairs
-            if (xy[0] == xy[1]) == same for n in b.NS]
+    return [b.transfer_net(suite, s, xy[0], xy[1], n, tuned) for s in splits for xy in spec.pairs for n in b.NS]
 
 
 HALF = r"([0-3])([AB])\1"  # split s and half X of `transfer{s}{X}{s}{Y}`
@@ -73,17 +74,15 @@ for family in (
         Family("nolearn", on_layer("random"), r"nolearn_1_([1-7])", lambda m, s: b.nolearn_net(s, int(m[1])),
                lambda suite: [b.nolearn_net(suite, n) for n in b.NS], "nolearn_1_3"),
         Family("selffer", on_layer("BnB"), rf"transfer{HALF}\2_1_([1-7])",
-               lambda m, s: b.transfer_net(s, m[1], m[2], m[2], int(m[3]), False),
-               lambda suite: random_halves(suite, True, False)),
+               lambda m, s: b.transfer_net(s, m[1], m[2], m[2], int(m[3]), False)),
         Family("transfer", on_layer("AnB"), rf"transfer{HALF}((?!\2)[AB])_1_([1-7])",
                lambda m, s: b.transfer_net(s, m[1], m[2], m[3], int(m[4]), False),
-               lambda suite: random_halves(suite, False, False), "transfer0A0B_1_3"),
+               lambda suite: random_halves(suite, False), "transfer0A0B_1_3"),
         Family("selffer-ft", on_layer("BnB+"), rf"transfer-ft{HALF}\2_1_([1-7])",
-               lambda m, s: b.transfer_net(s, m[1], m[2], m[2], int(m[3]), True),
-               lambda suite: random_halves(suite, True, True)),
+               lambda m, s: b.transfer_net(s, m[1], m[2], m[2], int(m[3]), True)),
         Family("transfer-ft", on_layer("AnB+"), rf"transfer-ft{HALF}((?!\2)[AB])_1_([1-7])",
                lambda m, s: b.transfer_net(s, m[1], m[2], m[3], int(m[4]), True),
-               lambda suite: random_halves(suite, False, True), "transfer-ft1B1A_1_5"),
+               lambda suite: random_halves(suite, True), "transfer-ft1B1A_1_5"),
         Family("natman-transfer", natman_place, r"transfernatman([AB])([AB])_1_([1-7])",
                lambda m, s: b.transfer_net(s, "natman", m[1], m[2], int(m[3]), False),
                lambda suite: [b.transfer_net(suite, "natman", x, y, n, False) for x, y in ("AB", "BA") for n in b.NS],
