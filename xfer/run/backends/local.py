@@ -30,6 +30,8 @@ class LocalRunner:
     def __init__(self, todo, results, devices, poll=POLL_SECONDS, env=None, retries=failures.DEFAULT_RETRIES):
         self.pending, self.results, self.free, self.poll = list(todo), results, list(devices), poll
         self.retries = retries  # per net, for failures that may pass (xfer/run/failures.py)
+        for net in self.pending:
+            failures.reset(net_dir(results, net.name))  # a command typed again: every net gets its retries afresh
         self.env = dict(env or {})  # entries every trainer gets on top of this process's environment
         self.devices = list(devices)
         self.running, self.failed, self.finished, self.skipped = {}, [], [], []
@@ -172,8 +174,6 @@ class LocalBackend(Backend):
         say(f"{len(todo)} to train, {len(devices)} at once on {where}")
         if self.options.dry_run or not todo:
             return None
-        for net in todo:
-            failures.reset(net_dir(results, net.name))  # a command typed again: every net gets its retries afresh
         return LocalRunner(todo, results, devices, retries=self.options.retries)
 
     def wait(self, jobs, todo, results) -> int:
