@@ -11,7 +11,7 @@ help:
 	@echo "make demo        setup + the whole study in miniature on Fashion-MNIST (CPU)"
 	@echo "make demo-full   setup + every figure of the paper in miniature (4 splits, Figure 3, reduced; 156 nets)"
 	@echo "make notebook    setup + Jupyter on 127.0.0.1 with plots/transfer_plots.ipynb (prints the URL with its token)"
-	@echo "make bench       the benchmarks (database writer, log parser)"
+	@echo "make bench       the benchmarks (database writer, log parser, Caffe's data layers)"
 	@echo "make cuda-check  compile and link the CUDA build of Caffe (not part of CI)"
 	@echo "make caffe-tests    Caffe's own C++ tests (gtest, CPU filter) against the kit's build (built once, cached)"
 	@echo "make pycaffe-tests  pycaffe's own unittests against the kit's build"

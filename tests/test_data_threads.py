@@ -7,6 +7,7 @@ the list ends and is reshuffled inside a batch), and a mean given as values (the
 channel on its first image, the one state the threads would race on)."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,7 +93,7 @@ def nets(caffe_tool, tmp_path_factory):
     return paths
 
 
-def run_batches(out: Path, nets: dict, threads=None, seed=SEED, pythonpath=None):
+def run_batches(out: Path, nets: dict, threads=None, seed=SEED, pythonpath=None, prefix=()):
     """Every net's batches from a fresh process (the patch reads CAFFE_DATA_THREADS once), and its log."""
     env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
     env.pop("CAFFE_DATA_THREADS", None)
@@ -100,8 +101,8 @@ def run_batches(out: Path, nets: dict, threads=None, seed=SEED, pythonpath=None)
         env["CAFFE_DATA_THREADS"] = str(threads)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    proc = subprocess.run([sys.executable, str(DUMP), str(out), str(seed), str(BATCHES), *map(str, nets.values())],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run([*prefix, sys.executable, str(DUMP), str(out), str(seed), str(BATCHES),
+                           *map(str, nets.values())], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(out) as arrays:
         batches = {key: arrays[key] for key in arrays.files}
@@ -137,17 +138,27 @@ def test_batches_are_byte_identical_at_any_thread_count(nets, one_thread, thread
 
 
 def test_default_thread_count_and_the_seed_matter(nets, one_thread, tmp_path):
-    """Unset: min(4, cores). Another seed gives other crops and mirrors (so the identity above is not vacuous) and,
-    for the Data layers, the same labels (their order is the database's)."""
+    """Unset: min(4, usable cores). Another seed gives other crops and mirrors (so the identity above is not vacuous)
+    and, for the Data layers, the same labels (their order is the database's)."""
     expected, _ = one_thread
     got, log = run_batches(tmp_path / "batches.npz", nets, seed=SEED + 1)
-    assert thread_counts(log) == [min(4, os.cpu_count())] * len(nets)
+    assert thread_counts(log) == [min(4, len(os.sched_getaffinity(0)))] * len(nets)
     names = list(nets)
     for k, name in enumerate(names):
         for b in range(BATCHES):
             assert got[f"{k}_{b}_data"].tobytes() != expected[f"{k}_{b}_data"].tobytes(), (name, b)
             if not name.startswith("imagedata"):
                 assert np.array_equal(got[f"{k}_{b}_label"], expected[f"{k}_{b}_label"]), (name, b)
+
+
+@pytest.mark.skipif(not shutil.which("taskset"), reason="taskset (util-linux) is not installed")
+def test_the_default_counts_the_cores_the_process_may_use(nets, one_thread, tmp_path):
+    """A batch system's cpuset (or taskset) narrows the CPU affinity: one core allowed, one thread by default."""
+    one = {"imagedata jpeg": nets["imagedata jpeg"]}
+    got, log = run_batches(tmp_path / "batches.npz", one, prefix=("taskset", "-c", str(min(os.sched_getaffinity(0)))))
+    assert thread_counts(log) == [1]
+    k = list(nets).index("imagedata jpeg")
+    assert all(got[f"0_{b}_data"].tobytes() == one_thread[0][f"{k}_{b}_data"].tobytes() for b in range(BATCHES))
 
 
 @pytest.fixture(scope="module")
@@ -203,4 +214,4 @@ def test_a_bad_thread_count_stops_with_one_clear_line(nets, value, tmp_path):
                           capture_output=True, text=True, env=env)
     assert proc.returncode != 0
     assert f"CAFFE_DATA_THREADS={value} is not a whole number from 1 to 1024" in proc.stderr
-    assert "unset it (min(4, cores))" in proc.stderr
+    assert "unset it (min(4, usable cores))" in proc.stderr
