@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from slurm_fixture import scontrol_job, slurm, start_slurmctld, start_slurmd, stop_daemon  # noqa: F401
 
-from helpers import RESUMED, caffe_pids, trained_twice
+from helpers import RESUMED, caffe_pids, iterations_per_second, trained_twice
 from helpers import xfer as run_xfer
 from xfer.logs import tail
 from xfer.nets import registry
@@ -87,10 +87,12 @@ def test_a_crash_requeues_the_job_and_its_transfer_waits(slurm, tmp_path, tiny_r
 
 def test_controller_restart_then_node_loss(slurm, tmp_path, tiny_render, monkeypatch):  # noqa: F811
     monkeypatch.setenv("XFER_JOB_CHECK_SECONDS", "2")  # the trainers of the jobs ask for their job every 2 s
-    # Long enough to train through both faults (about 45 s from the first snapshot) at the tiny net's 40-130
-    # iterations per second.
-    out = tiny_render(tmp_path / "results", ["half0A"], max_iter=9000, snapshot=1000, test_interval=9000,
-                      display=50)
+    # Long enough to train through both faults (about 45 s from the first snapshot) at the speed measured now.
+    rate = iterations_per_second(tmp_path / "calibrate", tiny_render)
+    snapshot = max(50, int(rate * 5) // 10 * 10)
+    max_iter = int(rate * 75) // snapshot * snapshot
+    out = tiny_render(tmp_path / "results", ["half0A"], max_iter=max_iter, snapshot=snapshot, test_interval=max_iter,
+                      display=10)
     tiny_render(out, ["transfer0A0B_1_1"])
     folder = out / "half0A"
     common = ["--backend", "slurm", "--suite", "mini", "--results", str(out), "--cpu"]
@@ -127,7 +129,7 @@ def test_controller_restart_then_node_loss(slurm, tmp_path, tiny_render, monkeyp
     logs = tail.log_files(folder)
     assert len(logs) == 2
     resumed = int(RESUMED.search(logs[1].read_text()).group(1))
-    assert lost_at <= resumed < 9000
+    assert lost_at <= resumed < max_iter
     print(f"node loss: resumed at {resumed}, trained twice {trained_twice(folder)}; "
           f"first run ended: {logs[0].read_text().splitlines()[-1]}")
     assert "Optimization stopped early." in logs[0].read_text()

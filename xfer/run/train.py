@@ -365,5 +365,6 @@ def after_failure(net, folder, verdict, retry, retries, code, tell) -> int:
             "snapshot", err=True)
         return failures.RETRY_EXIT
     gave_up = f" (may pass, but its {retries} retries are spent)" if verdict.may_pass and retries else ""
-    raise XferError(f"caffe train of {net.name} exited with status {code}: {verdict.reason}{gave_up}", path=log,
+    ended = f"exited with status {code}" if code else "ended"
+    raise XferError(f"caffe train of {net.name} {ended}: {verdict.reason}{gave_up}", path=log,
                     fix="read the end of the log; fix the cause, then run the same command again to resume")
