@@ -16,6 +16,7 @@ from PIL import Image
 from xfer import recipes, tasks
 from xfer.data import glyphs
 from xfer.nets import registry, render
+from xfer.report import summary
 
 SUITE = registry.suite("glyphs")
 TINY = [f"--set={key}={render.override_values.text_of(value)}" for key, value in TINY_OVERRIDES.items()]
@@ -98,6 +99,10 @@ def tiny_args(command, out) -> list:
     """What a tiny run adds to a docs command: its own folders, 4 + 2 images per class, seed 0, the tiny schedule."""
     if command[0] == "images":
         return ["--out", out / "tree", "--per-class", "4,2", "--seeds", "0"]
+    if command[0] == "render":
+        return ["--out", out / "results", *TINY]
+    if command[0] == "run":
+        return ["--results", out / "results", "--slots", "2"]
     if "--list" in command:
         return []
     if "--table" in command:
@@ -105,9 +110,12 @@ def tiny_args(command, out) -> list:
     return ["--data", out / "tree" / "data", "--out", out / "search", "--slots", "2", *TINY]
 
 
-def one_seed(command) -> list:
-    """The docs' three-seed search on seed 0 alone (seed 0's nets are reused; narrow and wide add 22 tiny nets)."""
-    return [("0" if before == "--seeds" else arg) for before, arg in zip([None, *command], command)]
+def one_seed(command, out) -> list:
+    """The docs' three-seed search on seed 0 alone (seed 0's nets are reused; narrow and wide add 22 tiny nets),
+    and the tiny tree's data dir in place of the default one."""
+    default = "~/.cache/xfer/glyphs/data-tree/data"  # as written (a shell expands it; the test replaces it)
+    return [("0" if before == "--seeds" else str(out / "tree" / "data") if arg == default else arg)
+            for before, arg in zip([None, *command], command)]
 
 
 @pytest.fixture(scope="module")
@@ -117,20 +125,23 @@ def tiny(tmp_path_factory, caffe):
     base B, BnB, BnB+, AnB, AnB+ of seed 0, trained) and what each command printed."""
     out, said = tmp_path_factory.mktemp("glyphs"), {}
     for command in docs_commands():
-        said[" ".join(command)] = xfer(*one_seed(command), *tiny_args(command, out))
+        said[" ".join(command)] = xfer(*one_seed(command, out), *tiny_args(command, out))
     return out, out / "tree" / "data", out / "search" / "today" / "results", said
 
 
 @pytest.mark.caffe
 def test_the_docs_commands_ran(tiny):
     out, data, _, said = tiny
-    assert [command.split()[0] for command in said] == ["images"] + ["recipe-search"] * 4
+    assert [command.split()[0] for command in said] == ["images", "render", "run"] + ["recipe-search"] * 5
     assert str(data) in said["images --suite glyphs"]
+    for base in ("half0A", "half0B"):  # rendered from the tiny data dir and trained by the docs' `xfer run`
+        assert (out / "results" / base / "caffe_imagenet_train_iter_24.caffemodel").is_file(), base
+        assert str(data) in str((out / "results" / base / "imagenet_train_lmdb").resolve())
     assert [line.split()[0] for line in said["recipe-search --suite glyphs --list"].splitlines()] == \
-        recipes.list_names("glyphs") == ["today", "wide", "narrow"]
+        recipes.list_names("glyphs") == ["today", "wide", "narrow", "long"]
     table = said["recipe-search --suite glyphs --table"]
-    assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == ["today", "wide", "narrow"]
-    for recipe in ("today", "narrow", "wide"):
+    assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == ["today", "wide", "narrow", "long"]
+    for recipe in ("today", "narrow", "wide", "long"):
         row = json.loads((out / "search" / recipe / "effects.json").read_text())
         assert row["suite"] == "glyphs" and row["seeds"] == [0], recipe
 
@@ -148,12 +159,17 @@ def test_images_makes_the_lists_splits_and_databases(tiny):
 
 @pytest.mark.caffe
 def test_recipe_search_measures_the_four_effects_on_the_glyph_suite(tiny):
-    out, _, results, _ = tiny
+    out, _, results, said = tiny
     row = json.loads((out / "search" / "today" / "effects.json").read_text())
     assert row["suite"] == "glyphs" and row["seeds"] == [0]
-    assert set(row["per_seed"]["0"]) == {"base", *recipes.EFFECTS}
+    assert set(row["per_seed"]["0"]) == {"base", "control", *recipes.EFFECTS}
     assert sorted(p.name for p in results.iterdir() if p.is_dir()) == sorted(recipes.net_names(0, "glyphs"))
-    assert (out / "search" / "recipes.md").read_text().splitlines()[2].startswith("| today | ")
+    today = said["recipe-search --suite glyphs --table"].splitlines()[2]
+    assert today.startswith("| today | ")
+    numbers, _ = summary.load(results, recipes.net_names(0, "glyphs"), cache=False)
+    control = 100 * (numbers["transfer-ft0A0B_1_4"]["top1"] - numbers["transfer-ft0B0B_1_4"]["top1"])
+    assert row["per_seed"]["0"]["control"] == pytest.approx(control)  # AnB+ minus BnB+ at n = 4
+    assert today.split("|")[-2].strip() == f"{control:+.1f}"
     assert "num_output: 200" in (results / "half0B" / "imagenet_train.prototxt").read_text()
     narrow = (out / "search" / "narrow" / "results" / "half0B" / "imagenet_train.prototxt").read_text()
     assert re.findall(r"num_output: (\d+)", narrow) == ["8", "16", "24", "24", "16", "64", "64", "200"]

@@ -12,6 +12,10 @@ An effect holds on a seed when its difference exceeds the noise of two accuracie
 standard error of a difference of two binomial proportions at that seed's base accuracy); recovery holds when BnB+
 is not below base B by more than that. A recipe shows an effect when it holds on every seed tried and on at least
 MIN_SEEDS of them.
+The table adds one control, with no verdict: AnB+ minus BnB+, both at n = 4. Both nets trained twice as long as
+base B (a base's run, then their own), so where the bases are short of convergence the gain measures that extra
+training too; AnB+ above BnB+ is what features learned on A add over B's own (the paper: AnB+ 1-2 points above
+BnB+ at every n, its bases trained to convergence).
 """
 import json
 import math
@@ -69,6 +73,8 @@ register(Recipe("wide", {"width_scale": 1.5}, "every layer but fc8 1.5x as wide 
                 suites=("glyphs",)))
 register(Recipe("narrow", {"width_scale": 0.5}, "every layer but fc8 half as wide (conv 8..24, fc 64)",
                 suites=("glyphs",)))
+register(Recipe("long", {"max_iter": 3000, "stepsize": 2250, "snapshot": 3000, "test_interval": 3000},
+                "every net 3000 iterations: bases nearer convergence, equal budgets", suites=("glyphs",)))
 
 
 def list_names(suite=SUITE) -> list:
@@ -108,7 +114,8 @@ def seed_effects(numbers, seed, suite=SUITE) -> "dict | None":
         return None
     return {"base": 100 * base, "specificity": 100 * (anb[0] - anb[-1]), "dip": 100 * (base - min(bnb)),
             "recovery": 100 * (sum(bnb_plus) / len(bnb_plus) - base),
-            "gain": 100 * (sum(anb_plus) / len(anb_plus) - base)}
+            "gain": 100 * (sum(anb_plus) / len(anb_plus) - base),
+            "control": 100 * (anb_plus[PROBES["transfer-ft"].index(4)] - bnb_plus[PROBES["selffer-ft"].index(4)])}
 
 
 def noise(top1, images) -> float:
@@ -197,15 +204,24 @@ def earlier_seconds(path) -> float:
     return json.loads(path.read_text()).get("seconds", 0) if path.is_file() else 0
 
 
+def control(per_seed) -> str:
+    """Mean [min..max] across seeds of AnB+ minus BnB+ at n = 4 ("-" in a record measured before the control)."""
+    if any("control" not in row for row in per_seed.values()):
+        return "-"
+    values = [row["control"] for row in per_seed.values()]
+    spread = f" [{min(values):+.1f}..{max(values):+.1f}]" if len(values) > 1 else ""
+    return f"{sum(values) / len(values):+.1f}{spread}"
+
+
 def table(measured) -> str:
     """A Markdown table: one row per recipe, each effect's verdict with its mean [min..max] in points."""
-    head = ["recipe", "overrides", "seeds", "time", "base B", *EFFECTS]
+    head = ["recipe", "overrides", "seeds", "time", "base B", *EFFECTS, "AnB+ − BnB+ at n = 4"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in measured:
         base = sum(s["base"] for s in row["per_seed"].values()) / len(row["per_seed"])
         cells = [row["recipe"], override_values.describe(row["overrides"]), ",".join(map(str, row["seeds"])),
                  f"{row['seconds'] / 60:.1f} min", f"{base:.1f}%",
-                 *(describe_effect(row["effects"][effect]) for effect in EFFECTS)]
+                 *(describe_effect(row["effects"][effect]) for effect in EFFECTS), control(row["per_seed"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
