@@ -99,3 +99,16 @@ def test_every_family_of_every_suite_places_its_nets_on_a_registered_series():
         for net in registry.nets(suite):
             label, x = families.place(net)
             assert families.series(label).label in (label, label.rstrip("0123456789")) and x is not None
+
+
+def test_the_scheduler_flag_and_its_old_spelling_plan_the_same_jobs(tmp_path, tiny_render, capsys):
+    """`xfer run --scheduler` (the scheduler) no longer shares Caffe's database word `--backend`, which still works;
+    both backends' trainers come from the one command line of backends/base.py."""
+    from xfer.run.backends import base, slurm
+    out = tiny_render(tmp_path / "results", ["half0A", "transfer0A0B_1_2"])
+    plans = [run(capsys, "run", flag, "slurm", "--suite", "mini", "--results", out, "--dry-run", "--cpu")
+             for flag in ("--scheduler", "--backend")]
+    assert plans[0] == plans[1] and "sbatch" in plans[0]
+    net = registry.get("transfer0A0B_1_2", "mini")
+    line = " ".join(base.train_command(net, out.resolve(), 2, extra=["--lock-wait", str(slurm.LOCK_WAIT)]))
+    assert line in plans[0].replace("'", "")

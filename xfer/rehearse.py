@@ -143,7 +143,7 @@ def device_args(reh) -> list:
 
 
 def train_nets(reh) -> str:
-    args = ["run", "--suite", SUITE, "--results", reh.results_dir, "--backend", reh.backend, *device_args(reh)]
+    args = ["run", "--suite", SUITE, "--results", reh.results_dir, "--scheduler", reh.backend, *device_args(reh)]
     if reh.backend == "local":
         args += ["--slots", reh.slots]
     else:

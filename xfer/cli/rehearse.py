@@ -18,7 +18,7 @@ def run_rehearse(args) -> int:
     schedule = dict(rehearse.SCHEDULE, **overrides.parse_assignments(args.set))
     run_args = ("--partition", args.partition) if args.partition else ()
     reh = rehearse.Rehearsal(out=args.out or rehearse.default_out(), nets=nets_of(args.nets), schedule=schedule,
-                             backend=args.backend, gpus=args.gpus or (None if args.gpu is None else str(args.gpu)),
+                             backend=args.scheduler, gpus=args.gpus or (None if args.gpu is None else str(args.gpu)),
                              slots=args.slots, run_args=run_args)
     return rehearse.rehearse(reh)
 
@@ -27,7 +27,8 @@ def register(sub) -> None:
     p = sub.add_parser("rehearse", help="the paper's pipeline at full size on an ImageNet-shaped tree, in minutes: "
                                         "the step before a real run")
     p.add_argument("--out", help=f"where everything goes (default: {rehearse.default_out()})")
-    p.add_argument("--backend", default="local", choices=backends.names(), help="where `xfer run` trains the nets")
+    p.add_argument("--scheduler", "--backend", dest="scheduler", default="local", choices=backends.names(),
+                   help="where `xfer run` trains the nets (--backend: the old spelling, still taken)")
     p.add_argument("--gpu", type=int, metavar="N", help="train on GPU N (default: the CPU)")
     p.add_argument("--gpus", help="train on these GPUs, e.g. 0,1 (one net per GPU; slurm: a GPU per job)")
     p.add_argument("--slots", type=int, default=1, help="nets trained at once on the CPU (local backend)")

@@ -17,7 +17,7 @@ def run_run(args) -> int:
                                   wait=args.wait, partition=args.partition, time=args.time,
                                   signal_lead=args.signal_lead, cpus_per_task=args.cpus_per_task,
                                   sbatch_args=args.sbatch_arg, retries=args.retries)
-    return runner.run_graph(args.patterns, args.suite, results, args.backend, options)
+    return runner.run_graph(args.patterns, args.suite, results, args.scheduler, options)
 
 
 def run_status(args) -> int:
@@ -40,7 +40,9 @@ def register(sub):
     p.add_argument("patterns", nargs="*", metavar="NET_PATTERN", help="fnmatch patterns of net names (default all)")
     p.add_argument("--suite", choices=registry.suite_names(), help=SUITE_HELP)
     p.add_argument("--results", help="the results tree (default: results/ of the kit)")
-    p.add_argument("--backend", default="local", choices=backends.names())
+    p.add_argument("--scheduler", "--backend", dest="scheduler", default="local", choices=backends.names(),
+                   help="where the nets train: %(choices)s (--backend: the old spelling, still taken; "
+                        "`render` and `db` keep --backend for Caffe's database format)")
     p.add_argument("--slots", type=int, default=1, help="nets trained at once on the CPU (local backend)")
     p.add_argument("--gpus", help="GPUs to use, one net per GPU, e.g. 0,1 (slurm: ask each job for a GPU)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when Caffe has CUDA")

@@ -6,6 +6,7 @@ A backend is registered by name (xfer/run/backends/__init__.py) and is made with
   queue()                        a snapshot of the backend's queue ({} when it has none), taken once per table
   job_state(folder, queue)       (job text, state) of the net in `folder` from that snapshot, or None
 """
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -13,6 +14,15 @@ from ...nets import registry
 from ...progress import say
 from ..failures import DEFAULT_RETRIES
 from ..netdir import SOLVER_FILE, net_dir
+
+
+def train_command(net, results, retries, device=None, extra=()) -> list:
+    """The one `xfer train` command line every backend runs for a net: this kit's Python, the net's suite and
+    results tree, quiet, its retries for failures that may pass, any backend extras, and the device (a GPU number,
+    None for the CPU)."""
+    cmd = [sys.executable, "-m", "xfer.cli", "train", net.name, "--suite", net.suite, "--results", str(results),
+           "--quiet", "--retries", str(retries), *extra]
+    return cmd + (["--cpu"] if device is None else ["--gpu", str(device)])
 
 
 @dataclass

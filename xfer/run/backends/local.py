@@ -3,7 +3,6 @@ of the CPU; bases before transfers, a net another process trains is waited for."
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,15 +12,9 @@ from ...progress import say
 from .. import failures
 from ..netdir import is_finished, lock_holder, net_dir, read_status
 from ..train import default_mode
-from .base import Backend, say_plan
+from .base import Backend, say_plan, train_command
 
 POLL_SECONDS = 0.5  # cheap: a stat and an flock probe per pending net
-
-
-def train_command(net, results, device, retries=0) -> list:
-    cmd = [sys.executable, "-m", "xfer.cli", "train", net.name, "--suite", net.suite,
-           "--results", str(Path(results)), "--quiet", "--retries", str(retries)]
-    return cmd + (["--cpu"] if device is None else ["--gpu", str(device)])
 
 
 class LocalRunner:
@@ -66,7 +59,7 @@ class LocalRunner:
                 progress = True
                 continue
             device = self.free.pop(0)
-            proc = subprocess.Popen(train_command(net, self.results, device, self.retries), env=self.child_env())
+            proc = subprocess.Popen(train_command(net, Path(self.results), self.retries, device), env=self.child_env())
             self.pending.remove(net)
             self.running[net.name] = (net, proc, device)
             self.started[net.name] = time.monotonic()

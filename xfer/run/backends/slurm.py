@@ -12,7 +12,6 @@ import shutil
 import signal
 import string
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from ...progress import say
 from .. import failures
 from ..netdir import SLURM_FILE, is_finished, lock_holder, net_dir, now_iso, read_json
 from ..train import default_mode
-from .base import Backend, say_plan
+from .base import Backend, say_plan, train_command
 
 JOB_PREFIX = "xfer-"
 # The time-limit warning comes this many seconds before the limit (sbatch --signal=B:USR1@DEFAULT_LEAD; SLURM may
@@ -97,10 +96,8 @@ def queue_states(strict=False) -> dict:
 def job_script(net, results, mode, retries=failures.DEFAULT_RETRIES) -> str:
     """The batch script (JOB_SCRIPT): `xfer train` of this kit's Python, with the stop signals passed on and the
     requeue after a time-limit stop or a failure that may pass; a requeued job runs it again and resumes."""
-    train = [sys.executable, "-m", "xfer.cli", "train", net.name, "--suite", net.suite,
-             "--results", str(Path(results).resolve()), "--quiet", "--retries", str(retries),
-             "--lock-wait", str(LOCK_WAIT)]
-    train += ["--gpu", "0"] if mode == "gpu" else ["--cpu"]  # SLURM maps the granted GPU to device 0
+    device = 0 if mode == "gpu" else None  # SLURM maps the granted GPU to device 0
+    train = train_command(net, Path(results).resolve(), retries, device, extra=["--lock-wait", str(LOCK_WAIT)])
     return JOB_SCRIPT.substitute(net=net.name, suite=net.suite, train=shlex.join(train), requeue=TIME_LIMIT_EXIT,
                                  retry=failures.RETRY_EXIT)
 
