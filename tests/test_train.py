@@ -12,7 +12,7 @@ import pytest
 from helpers import xfer
 from xfer.logs import tail
 from xfer.nets import registry
-from xfer.report import status
+from xfer.run import status
 from xfer.run import netdir, train
 from xfer.errors import XferError
 

@@ -1,8 +1,8 @@
-"""`xfer run` (the graph of nets through a backend: xfer/run/runner.py) and `xfer status` (xfer/report/status.py)."""
+"""`xfer run` (the graph of nets through a backend: xfer/run/runner.py) and `xfer status` (xfer/run/status.py)."""
 import json
 
 from ..nets import registry
-from ..report import status
+from ..run import status
 from ..run import backends, failures, runner
 from ..run.netdir import hand_trainings, results_root, tree_suite
 

@@ -3,8 +3,8 @@ accuracy, ETA, whether its frozen layers verified, and its job (asked of the run
 import os
 
 from ..logs.tail import log_files, parsed_progress
-from ..run import backends
-from ..run.netdir import (hand_trainings, is_finished, latest_snapshot, lock_holder, net_dir, read_status,
+from . import backends
+from .netdir import (hand_trainings, is_finished, latest_snapshot, lock_holder, net_dir, read_status,
                           solver_schedule)
 
 
