@@ -51,3 +51,36 @@ def test_only_the_cli_and_the_reporter_print():
     printing = [str(p.relative_to(ROOT)) for p in (ROOT / "xfer").rglob("*.py")
                 if "cli" not in p.parts and p.name != "progress.py" and re.search(r"\bprint\(", p.read_text())]
     assert printing == []
+
+
+def folder_names() -> set:
+    """Every file and link name nets/layout.py gives a net folder (its plain string constants)."""
+    from xfer.nets import layout
+    return {value for key, value in vars(layout).items() if key.isupper() and isinstance(value, str)
+            and ("." in value or key.endswith("LINK"))}  # the file names and the links (not WEIGHTS and STATE)
+
+
+def spelled_names(path, names) -> list:
+    """(line, name) of each net-folder name written out in a string of the module (docstrings and comments aside)."""
+    import ast
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    return [(node.lineno, name) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+            for name in names if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", node.value)]
+
+
+def test_a_net_folders_names_are_spelled_only_in_its_layout_module():
+    names = folder_names()
+    assert {"xfer_status.json", "imagenet_solver.prototxt", "basenet", "init.manifest.json"} <= names
+    found = {str(p.relative_to(ROOT)): spelled for p in sorted((ROOT / "xfer").rglob("*.py"))
+             if p.name != "layout.py" and (spelled := spelled_names(p, names))}
+    assert found == {}  # a module that spells one: import it from xfer/nets/layout.py instead
+
+
+def test_the_layout_check_sees_a_spelled_name(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('"""Writes xfer_status.json."""\nSTATUS = "xfer_status.json"  # the status\nX = "other.json"\n')
+    assert spelled_names(module, {"xfer_status.json", "basenet"}) == [(2, "xfer_status.json")]

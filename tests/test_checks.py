@@ -14,7 +14,7 @@ from helpers import xfer
 from xfer import caffeenv
 from xfer.errors import XferError
 from xfer.logs import tail
-from xfer.nets import registry, render
+from xfer.nets import layout, registry, render
 from xfer.run import checks, netdir, surgery, train
 
 pytestmark = pytest.mark.caffe
@@ -61,7 +61,7 @@ def test_training_labels_beyond_the_outputs_are_refused_by_train_and_run(tmp_pat
         refused = xfer(*command, *MINI, "--results", str(tmp_path / "results"))
         assert refused.returncode == 2 and expected in refused.stderr, refused.stderr
         assert f"xfer db --data-dir {data} --force whole_train" in refused.stderr
-    assert not tail.log_files(folder) and not (folder / netdir.SLURM_FILE).exists()  # nothing started or submitted
+    assert not tail.log_files(folder) and not (folder / layout.SLURM_RECORD).exists()  # nothing started or submitted
 
 
 def test_validation_labels_are_checked_in_the_shared_image_mode_too(tmp_path, images):
@@ -132,7 +132,7 @@ def retrain(out, name, tiny_render, lr_factor):
     tiny_render(out, [name], force=True, base_lr=TINY_OVERRIDES["base_lr"] * lr_factor)
     for path in list((out / name).glob("*_iter_*")) + tail.log_files(out / name):
         path.unlink()
-    (out / name / netdir.STATUS_FILE).unlink()
+    (out / name / layout.STATUS).unlink()
     done = xfer("train", name, *MINI, "--results", str(out), "--cpu")
     assert done.returncode == 0, done.stderr
 
@@ -172,7 +172,7 @@ def test_stale_init_weights_redo_surgery_or_are_refused_until_force(tmp_path, ti
     assert len(aside) == 1 and {p.name for p in aside[0].glob("*_iter_*.caffemodel")} == {
         "caffe_imagenet_train_iter_8.caffemodel", "caffe_imagenet_train_iter_16.caffemodel"}
     assert json.loads((stopped / "init.manifest.json").read_text())["base_sha256"] == new
-    status = json.loads((stopped / netdir.STATUS_FILE).read_text())
+    status = json.loads((stopped / layout.STATUS).read_text())
     assert status["state"] == "finished" and status["verify"]["ok"] is True
     assert status["command"][-2:] == ["-weights", "init.caffemodel"]  # started again, not resumed
 

@@ -14,7 +14,7 @@ from helpers import RESUMED, caffe_pids, kill_if_running, trained_twice
 from helpers import xfer as run_xfer
 from xfer import caffeenv
 from xfer.logs import tail
-from xfer.nets import registry
+from xfer.nets import layout, registry
 from xfer.run import failures, netdir, snapshots, train
 
 pytestmark = pytest.mark.caffe
@@ -102,7 +102,7 @@ def test_sigkill_of_the_whole_run_then_the_same_command_continues(tmp_path, tiny
         assert state is not None
         logs = tail.log_files(out / name)
         assert len(logs) == 2
-        assert RESUMED.search(logs[1].read_text()).group(1) == netdir.SNAPSHOT_RE.search(state.name).group(1)
+        assert RESUMED.search(logs[1].read_text()).group(1) == layout.SNAPSHOT_RE.search(state.name).group(1)
         assert trained_twice(out / name) <= 40 + 10
         assert netdir.is_finished(registry.get(name, "mini"), out)
 

@@ -13,7 +13,7 @@ from slurm_fixture import scontrol_job, slurm  # noqa: F401  (the fixture)
 from helpers import iterations_per_second
 from helpers import xfer as run_xfer
 from xfer.logs import tail
-from xfer.nets import registry
+from xfer.nets import layout, registry
 from xfer.errors import XferError
 from xfer.run import netdir, train
 from xfer.run.backends import slurm as slurm_backend
@@ -127,7 +127,7 @@ def test_failed_base_leaves_its_transfers_unstarted(slurm, tmp_path, tiny_render
     # Never started: slurmd opens a job's output file when it starts it. (RunTime is no witness: for a job cancelled
     # while pending, slurmctld may report the time since the epoch.)
     def output(name):
-        return out / name / slurm_backend.OUTPUT_FILE.replace("%j", job_id(out, name))
+        return out / name / layout.SLURM_OUTPUT.replace("%j", job_id(out, name))
     assert transfer["JobState"] == "CANCELLED" and not output("transfer0A0B_1_1").exists()
     assert output("half0A").exists()  # the base did start (and failed)
     assert not tail.log_files(out / "transfer0A0B_1_1") and not (out / "transfer0A0B_1_1" / "init.caffemodel").exists()

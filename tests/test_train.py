@@ -11,7 +11,7 @@ import pytest
 
 from helpers import xfer
 from xfer.logs import tail
-from xfer.nets import registry
+from xfer.nets import layout, registry
 from xfer.run import status
 from xfer.run import netdir, train
 from xfer.errors import XferError
@@ -47,7 +47,7 @@ def test_base_then_frozen_transfer_on_cpu(tmp_path, tiny_render):
         assert len(logs) == 1 and re.fullmatch(rf"\d{{6}}_\d{{6}}_{name}\.log", logs[0].name)
         text = logs[0].read_text()
         assert "Optimization Done." in text and "Test net output #0: accuracy" in text
-        assert "solver_mode: CPU" in (folder / train.CPU_SOLVER).read_text()
+        assert "solver_mode: CPU" in (folder / layout.CPU_SOLVER).read_text()
         state = read_status(folder)
         assert state["state"] == "finished" and state["iteration"] == 24 and state["test_iteration"] == 24
         assert 0 <= state["test"]["accuracy"] <= 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .data import wordnet
 from .nets import check as netcheck
+from .nets import layout
 from .paths import file_digest
 from .run import surgery
 from .run.netdir import solver_schedule
@@ -51,7 +52,7 @@ def check_natman(data_dir):
 
 def mean_source(folder, data_dir) -> "str | None":
     """The dataset whose mean a net folder's imagenet_mean.binaryproto link reaches (None: broken or elsewhere)."""
-    target = Path(os.path.realpath(Path(folder) / "imagenet_mean.binaryproto"))
+    target = Path(os.path.realpath(Path(folder) / layout.MEAN_LINK))
     if not target.is_file() or target.parent.parent != Path(os.path.realpath(data_dir)):
         return None
     return target.parent.name
@@ -101,7 +102,7 @@ def check_caffenet(nets, results):
     pb2, wrong = caffeenv.caffe_pb2(), []
     for net in nets:
         for phase in ("train", "val"):
-            path = Path(results) / net.name / f"imagenet_{phase}.prototxt"
+            path = Path(results) / net.name / (layout.TRAIN_NET if phase == "train" else layout.VAL_NET)
             param = netcheck.parse(path.read_text(), pb2.NetParameter, path)
             fc8 = layer_by_name(param, ("fc8", "fc8-new")).inner_product_param.num_output
             crop = param.layer[0].transform_param.crop_size

@@ -19,11 +19,9 @@ import numpy as np
 from .. import caffeenv
 from ..data import dbformat
 from ..errors import XferError
-from ..nets import registry
+from ..nets import layout, registry
 from ..run import netdir
 
-VAL_PROTOTXT = "imagenet_val.prototxt"
-MEAN_LINK = "imagenet_mean.binaryproto"
 DEFAULT_IMAGES = 500
 INPUT = "data"
 BATCH = 100
@@ -40,7 +38,7 @@ def one_blas_thread():
 def net_folder(results, name) -> Path:
     """A net's folder: `name` in the results tree, or `name` itself when it is a path to a rendered net folder."""
     for folder in (Path(results) / name, Path(name)):
-        if (folder / netdir.SOLVER_FILE).is_file():
+        if (folder / layout.SOLVER).is_file():
             return folder
     raise XferError(f"no rendered net {name} in {results}", path=Path(results) / name,
                     fix="name a net of the results tree (see `xfer status --results DIR`), pass --results DIR, "
@@ -52,7 +50,7 @@ def described(results) -> list:
     takes (in any suite: the names are the paper's)."""
     found = []
     for folder in sorted(Path(results).iterdir()) if Path(results).is_dir() else []:
-        net = registry.describe(folder.name) if (folder / netdir.SOLVER_FILE).is_file() else None
+        net = registry.describe(folder.name) if (folder / layout.SOLVER).is_file() else None
         if net is not None:
             found.append((net, folder))
     return found
@@ -71,7 +69,7 @@ def database_of(folder) -> Path:
 def net_val_database(folder) -> Path:
     """The database a rendered net validates on (its imagenet_val_lmdb / _leveldb link)."""
     for backend in dbformat.BACKENDS:
-        link = Path(folder) / f"imagenet_val_{backend}"
+        link = Path(folder) / layout.data_link("val", backend)
         if link.exists():
             return database_of(link)
     raise XferError("the net has no validation database link", path=folder,
@@ -80,7 +78,7 @@ def net_val_database(folder) -> Path:
 
 def data_dir_of(folder) -> Path:
     """The data dir a rendered net reads (where its mean file link points: <data dir>/<dataset>/mean.binaryproto)."""
-    mean = Path(folder) / MEAN_LINK
+    mean = Path(folder) / layout.MEAN_LINK
     if not mean.exists():
         raise XferError("the net has no mean file link", path=mean, fix="render it with `xfer render` first")
     return mean.resolve().parent.parent
@@ -114,10 +112,9 @@ def weights_of(folder) -> Path:
     folder = Path(folder)
     sched = netdir.solver_schedule(folder)
     if "max_iter" not in sched:
-        raise XferError("no solver here: not a rendered net folder", path=folder / netdir.SOLVER_FILE,
+        raise XferError("no solver here: not a rendered net folder", path=folder / layout.SOLVER,
                         fix="name a net folder of a results tree (`xfer render` writes them)")
-    prefix = sched.get("snapshot_prefix", "caffe_imagenet_train")
-    final = folder / f"{prefix}_iter_{sched['max_iter']}.caffemodel"
+    final = folder / layout.snapshot_name(sched.get("snapshot_prefix", "caffe_imagenet_train"), sched["max_iter"])
     if not final.is_file():
         latest = netdir.latest_snapshot(folder)
         got = f" (its newest snapshot is iteration {latest[0]})" if latest else ""
@@ -129,7 +126,7 @@ def weights_of(folder) -> Path:
 def deploy_prototxt(folder, input_shape) -> str:
     """The net's val prototxt with its data layer replaced by an Input of `input_shape` (N, C, H, W) and the layers
     that need labels (accuracy, loss) left out; also the data layer's transform_param."""
-    param = caffeenv.read_net(Path(folder) / VAL_PROTOTXT)
+    param = caffeenv.read_net(Path(folder) / layout.VAL_NET)
     kept = [layer for layer in param.layer if layer.type not in ("Data", "ImageData", "Input")
             and "label" not in layer.bottom]
     del param.layer[:]
@@ -143,7 +140,7 @@ def deploy_prototxt(folder, input_shape) -> str:
 
 def transform_of(folder) -> dict:
     """crop_size and scale of the net's val data layer (Caffe's DataTransformer settings in TEST phase)."""
-    param = caffeenv.read_net(Path(folder) / VAL_PROTOTXT)
+    param = caffeenv.read_net(Path(folder) / layout.VAL_NET)
     for layer in param.layer:
         if layer.type in ("Data", "ImageData"):
             t = layer.transform_param
@@ -185,13 +182,13 @@ def activations(folder, images, layers=registry.LAYERS, batch=BATCH) -> dict:
     """{layer: float32 array (N, C, H, W) or (N, outputs)} of the net in `folder` on uint8 `images` (N, C, H, W);
     `layers` are the registry's names (conv1 .. fc8), matched to the net's weight layers by position."""
     folder = Path(folder)
-    mean = dbformat.read_mean(folder / MEAN_LINK)
+    mean = dbformat.read_mean(folder / layout.MEAN_LINK)
     inputs = preprocess(images, mean, **transform_of(folder))
     net = load_net(folder, (min(batch, len(inputs)),) + inputs.shape[1:])
     tops = weight_tops(net)
     if len(tops) != len(registry.LAYERS):
         raise XferError(f"{len(tops)} weight layers, not the {len(registry.LAYERS)} of the paper's nets",
-                        path=folder / VAL_PROTOTXT)
+                        path=folder / layout.VAL_NET)
     # "data": the preprocessed input itself (a probe's n = 0: what the pixels alone give)
     wanted = [(layer, "data" if layer == INPUT else tops[registry.LAYERS.index(layer)][1]) for layer in layers]
     out = {layer: [] for layer in layers}

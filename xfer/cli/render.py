@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from ..errors import XferError
-from ..nets import overrides, registry, render
+from ..nets import layout, overrides, registry, render
 from ..paths import DATA_DIR, TEMPLATES_DIR
 
 
@@ -123,6 +123,6 @@ def register(subparsers) -> None:
     p.add_argument("--templates", help=f"the templates folder (default: {TEMPLATES_DIR})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change the schedule, batch sizes or crop of every net rendered (repeatable; recorded in "
-                        f"each folder's render.json). Keys: {', '.join(overrides.KEYS)}")
+                        f"each folder's {layout.RENDER_RECORD}). Keys: {', '.join(overrides.KEYS)}")
     p.add_argument("--reset", action="store_true", help="drop the recorded overrides: the registry's schedule")
     p.set_defaults(func=run_render)

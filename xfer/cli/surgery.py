@@ -2,7 +2,7 @@
 xfer/run/surgery.py."""
 from pathlib import Path
 
-from ..nets import registry
+from ..nets import layout, registry
 from ..run import surgery
 from ..run.netdir import folder_suite, results_root, tree_suite
 
@@ -31,8 +31,8 @@ def run_verify(args) -> int:
 def register(sub):
     p = sub.add_parser("surgery", help="init weights of a transfer net: copy its base's frozen/tuned layers")
     p.add_argument("--net", required=True, help="the rendered net folder, e.g. results/transfer0A0B_1_3")
-    p.add_argument("--base", help="the base weights (default: NET/basenet/<final snapshot>)")
-    p.add_argument("--out", help=f"where to write the init weights (default: NET/{surgery.INIT_FILE})")
+    p.add_argument("--base", help=f"the base weights (default: NET/{layout.BASE_LINK}/<final snapshot>)")
+    p.add_argument("--out", help=f"where to write the init weights (default: NET/{layout.INIT})")
     p.add_argument("--suite", choices=registry.suite_names(), help=SUITE_HELP)
     p.add_argument("--seed", type=int, help="filler seed of the fresh layers (default: from the net's name)")
     p.add_argument("--force", action="store_true", help="overwrite existing init weights")

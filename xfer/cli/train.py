@@ -1,7 +1,7 @@
 """`xfer train NET`: one net with the real `caffe train` (xfer/run/train.py)."""
 import sys
 
-from ..nets import registry
+from ..nets import layout, registry
 from ..run import train
 from ..run.netdir import results_root, tree_suite
 
@@ -34,8 +34,8 @@ def register(sub):
                         "and logs are moved into superseded_<time>/)")
     p.add_argument("--retries", type=int, default=0, metavar="N",
                    help="after a failure that may pass (Caffe killed by a signal, a CUDA error) exit 75 instead of "
-                        "failing, while the net has had fewer than N such tries (counted in .xfer_retries.json); "
-                        "the caller starts it again and it resumes")
+                        "failing, while the net has had fewer than N such tries (counted in "
+                        f"{layout.RETRIES}); the caller starts it again and it resumes")
     p.add_argument("--lock-wait", type=float, default=1.0, metavar="SECONDS",
                    help="wait this long for the lock of another run of the net to go (default 1; the SLURM job "
                         "script waits 300 s: a requeued job's earlier run may still be stopping)")

@@ -25,8 +25,8 @@ from ..paths import write_bytes_atomic, write_text_atomic
 from ..progress import say, tqdm
 from . import dbformat, writers
 from .listio import LIST_NAME, label_summary, md5_file, read_list
-from .records import (MEAN_NAME, SHARED_DIR, bad_summary, check_disk, database_order, image_root, part_of,
-                      read_record, state_of, write_bad_report, write_record)
+from .records import (MEAN_NAME, RECORD_NAME, SHARED_DIR, bad_summary, check_disk, database_order, image_root,
+                      part_of, read_record, state_of, write_bad_report, write_record)
 
 IMAGES_LIST = "images.txt"
 TREE_RECORD = "images.json"
@@ -141,7 +141,7 @@ def build_shared(data_dir, names, images_root, options, jobs, skip_bad, force, s
     for name in todo:
         if state_of(data_dir / name, md5s[name], settings) == "different" and not force:
             raise XferError(f"{name}: finished output built from another list or settings is there",
-                            path=data_dir / name / "db.json", fix="pass --force to rebuild it")
+                            path=data_dir / name / RECORD_NAME, fix="pass --force to rebuild it")
     done = [read_record(data_dir / n) for n in names if n not in todo]
     if not todo:
         say("xfer db: the shared image lists are up to date")

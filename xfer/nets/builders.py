@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import XferError
-from . import families, suites
+from . import families, layout, suites
 from .arch import ARCHS, Arch
 from .suites import Schedule
 
@@ -46,7 +46,7 @@ class Net:
         return [layer for layer, pol in zip(LAYERS, self.policy) if pol in (FROZEN, RANDOM_FROZEN)]
 
     def final_snapshot(self) -> str:
-        return f"{self.schedule.snapshot_prefix}_iter_{self.schedule.max_iter}.caffemodel"
+        return layout.final_snapshot(self.schedule)
 
     def spec(self) -> Arch:
         """The network shape (widths, kernels, fillers, batch sizes, crop) this net renders with."""

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .. import caffeenv
 from ..errors import XferError
-from .render import RENDERED, render_texts
+from .layout import RENDERED, SOLVER, VAL_NET
+from .render import render_texts
 
 KIT_ONLY_VAL_LAYER = "loss"  # the val net's added loss output
 
@@ -114,10 +115,10 @@ def digest(text: str) -> str:
 
 
 def compare_file_texts(name, kit_text, v0_text, cache=None) -> list:
-    if name == "imagenet_solver.prototxt":
+    if name == SOLVER:
         return compare_solvers(kit_text, v0_text)
     upgraded = upgrade_net_text(v0_text, cache)
-    return compare_nets(kit_text, upgraded, name == "imagenet_val.prototxt")
+    return compare_nets(kit_text, upgraded, name == VAL_NET)
 
 
 def read_texts(net_dir) -> dict:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ..errors import XferError
 from ..paths import write_text_atomic
+from . import layout
 
-RECORD_FILE = "render.json"
+RECORD_FILE = layout.RENDER_RECORD
 FORMAT = 1
 
 

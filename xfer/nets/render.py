@@ -20,12 +20,13 @@ import traceback
 from pathlib import Path
 
 from . import overrides as override_values
-from . import record, registry
+from . import layout, record, registry
+from ..data.records import MEAN_NAME
 from ..errors import XferError
 from ..paths import DATA_DIR, RESULTS_DIR, TEMPLATES_DIR, atomic_path
 from ..progress import say
 
-RENDERED = ("imagenet_solver.prototxt", "imagenet_train.prototxt", "imagenet_val.prototxt")
+RENDERED = layout.RENDERED
 BACKENDS = {"lmdb": "LMDB", "leveldb": "LEVELDB"}
 IMAGE_LIST, IMAGE_ROOT = "images.txt", "_images"
 
@@ -78,11 +79,12 @@ def data_context(net, phase, backend, batch, shared_images, crop=None) -> dict:
     arch = net.spec()
     common = dict(mirror=arch.train_mirror if phase == "train" else False, batch_size=batch,
                   crop=arch.crop if crop is None else crop,
-                  mean_file="imagenet_mean.binaryproto", scale=arch.scale)
+                  mean_file=layout.MEAN_LINK, scale=arch.scale)
     if shared_images:
-        return dict(common, type="ImageData", source=f"imagenet_{phase}_images.txt", root_folder="imagenet_images/",
-                    shuffle=False, is_color=arch.channels == 3)  # lists are pre-shuffled, read in order like a DB
-    return dict(common, type="Data", source=f"imagenet_{phase}_{backend}", backend=BACKENDS[backend])
+        # the lists are pre-shuffled and read in order, like a database
+        return dict(common, type="ImageData", source=layout.image_list_link(phase),
+                    root_folder=f"{layout.IMAGES_LINK}/", shuffle=False, is_color=arch.channels == 3)
+    return dict(common, type="Data", source=layout.data_link(phase, backend), backend=BACKENDS[backend])
 
 
 def net_context(net, backend="lmdb", overrides=None, shared_images=False) -> dict:
@@ -119,31 +121,31 @@ def link_targets(net, net_dir, data_dir, backend="lmdb", shared_images=False, im
     def rel(*parts):
         return os.path.relpath(os.path.join(data_dir, *parts), net_dir)
 
-    links = {"imagenet_mean.binaryproto": rel(net.mean_data, "mean.binaryproto")}
+    links = {layout.MEAN_LINK: rel(net.mean_data, MEAN_NAME)}
     for phase, dataset in (("train", net.train_data), ("val", net.val_data)):
         if shared_images:
-            links[f"imagenet_{phase}_images.txt"] = rel(dataset, image_list)
+            links[layout.image_list_link(phase)] = rel(dataset, image_list)
         else:
-            links[f"imagenet_{phase}_{backend}"] = rel(dataset, backend)
+            links[layout.data_link(phase, backend)] = rel(dataset, backend)
     if shared_images:
-        links["imagenet_images"] = rel(image_root)
+        links[layout.IMAGES_LINK] = rel(image_root)
     if net.base:
-        links["basenet"] = os.path.join("..", net.base)
+        links[layout.BASE_LINK] = os.path.join("..", net.base)
     alias = (schedule or net.schedule).final_alias
     if "/" not in alias:  # a snapshot_prefix naming another folder: that folder is not render's to make
-        links[alias] = alias + ".caffemodel"
+        links[alias] = f"{alias}.{layout.WEIGHTS}"
     return links
 
 
 def is_snapshot_alias(path) -> bool:
     """A link `<prefix>_iter_N` -> `<prefix>_iter_N.caffemodel`, as link_targets makes them."""
-    return path.is_symlink() and os.readlink(path) == path.name + ".caffemodel"
+    return path.is_symlink() and os.readlink(path) == f"{path.name}.{layout.WEIGHTS}"
 
 
 def stale_links(net_dir, links) -> list:
     """Links this command wrote before for another backend or data mode (only ever these are removed)."""
-    names = [f"imagenet_{p}_{b}" for p in ("train", "val") for b in BACKENDS] + ["imagenet_images"]
-    names += [f"imagenet_{p}_images.txt" for p in ("train", "val")]
+    names = [layout.data_link(p, b) for p in ("train", "val") for b in BACKENDS] + [layout.IMAGES_LINK]
+    names += [layout.image_list_link(p) for p in ("train", "val")]
     stale = [net_dir / n for n in names if n not in links and (net_dir / n).is_symlink()]
     # the 2014-name link of another max_iter or prefix (a render with other overrides)
     return stale + sorted(p for p in net_dir.glob("*_iter_*") if p.name not in links and is_snapshot_alias(p))
@@ -182,7 +184,7 @@ def is_kept_snapshot(path, alias) -> bool:
 
 def is_trained(net_dir) -> bool:
     """Whether training left snapshots in the folder (its weights came from the recipe on disk)."""
-    return any(Path(net_dir).glob("*_iter_*.caffemodel")) or any(Path(net_dir).glob("*_iter_*.solverstate"))
+    return any(any(Path(net_dir).glob(f"*_iter_*.{kind}")) for kind in (layout.WEIGHTS, layout.STATE))
 
 
 @dataclasses.dataclass
@@ -366,4 +368,4 @@ def policy_letters(net) -> str:
 def unknown_folders(out_dir, suite) -> list:
     """Folders holding a rendered net that the registry does not know (renamed or hand-made nets)."""
     known = {net.name for net in registry.nets(suite)}
-    return sorted(p.parent.name for p in Path(out_dir).glob("*/imagenet_train.prototxt") if p.parent.name not in known)
+    return sorted(p.parent.name for p in Path(out_dir).glob(f"*/{layout.TRAIN_NET}") if p.parent.name not in known)

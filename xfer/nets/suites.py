@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import XferError
 from ..paths import ROOT, cache_dir
+from . import layout
 from .arch import ARCHS
 
 
@@ -36,7 +37,7 @@ class Schedule:
     def final_alias(self) -> str:
         """The final snapshot's 2014 name, without the extension Caffe 1.0 adds: what the original README's
         `-weights basenet/caffe_imagenet_train_iter_450000` names (a link to the .caffemodel in each net folder)."""
-        return f"{self.snapshot_prefix}_iter_{self.max_iter}"
+        return layout.snapshot_alias(self.snapshot_prefix, self.max_iter)
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,15 @@ from pathlib import Path
 
 from .. import caffeenv
 from ..data.listio import LIST_NAME, label_summary, read_list
+from ..data.records import RECORD_NAME  # written by `xfer db` in each dataset folder
 from ..errors import XferError
-from ..nets import registry
+from ..nets import layout, registry
 from ..progress import say
 from .netdir import hand_trainings, net_dir, read_json, snapshots
 
-TRAIN_NET, VAL_NET = "imagenet_train.prototxt", "imagenet_val.prototxt"
 DATA_TYPES = ("Data", "ImageData")
-RECORD_NAME = "db.json"  # written by `xfer db` (xfer/data/records.py) in each dataset folder
-SET_ASIDE_GLOBS = ("*_iter_*.caffemodel", "*_iter_*.solverstate", "*.log", "xfer_status.json", "init.caffemodel",
-                   "init.manifest.json")
+SET_ASIDE_GLOBS = (f"*_iter_*.{layout.WEIGHTS}", f"*_iter_*.{layout.STATE}", "*.log", layout.STATUS, layout.INIT,
+                   layout.INIT_MANIFEST)
 
 
 def train_command(net) -> str:
@@ -95,7 +94,7 @@ def list_labels(path, mtime_ns) -> dict:
 
 def check_labels(net, folder) -> None:
     """Refuse a net whose training or validation labels reach its number of outputs (both prototxts)."""
-    for prototxt in (TRAIN_NET, VAL_NET):
+    for prototxt in (layout.TRAIN_NET, layout.VAL_NET):
         param = read_net(Path(folder) / prototxt)
         if param is None:
             say(f"{net.name}: labels not checked ({prototxt} uses the old `layers` syntax)")
@@ -127,8 +126,8 @@ def stale_base(net, folder):
     if not net.base:
         return None
     from . import surgery  # lazy for start-up: surgery loads numpy, which a net without a base never needs
-    manifest = read_json(surgery.manifest_path(Path(folder) / surgery.INIT_FILE))
-    if not manifest.get("base_sha256") or not (Path(folder) / surgery.INIT_FILE).is_file():
+    manifest = read_json(Path(folder) / layout.INIT_MANIFEST)
+    if not manifest.get("base_sha256") or not (Path(folder) / layout.INIT).is_file():
         return None
     recorded = Path(manifest["base"]) if manifest.get("base") else None
     base = recorded if recorded and recorded.is_file() else surgery.default_base(net, folder)
@@ -151,9 +150,9 @@ def has_progress(folder) -> bool:
 
 def stale_error(net, folder, stale) -> XferError:
     old, new, base = stale
-    return XferError(f"net {net.name} was started from another version of its base {net.base}: init.caffemodel "
+    return XferError(f"net {net.name} was started from another version of its base {net.base}: {layout.INIT} "
                      f"was made from base sha256 {old}, {base} now has sha256 {new}; its snapshots would go on "
-                     "from the old base", path=Path(folder) / "init.manifest.json",
+                     "from the old base", path=Path(folder) / layout.INIT_MANIFEST,
                      fix=f"`{train_command(net)} --force` restarts it from the new base (its snapshots and logs "
                          "are moved into a superseded_<time> folder), or restore the old base file")
 
@@ -171,7 +170,7 @@ def check_init_weights(net, folder, force=False) -> None:
     else:
         say(f"{net.name}: its base changed since its surgery (sha256 {stale[0][:12]}… -> {stale[1][:12]}…); "
             "doing the surgery again")
-    for name in ("init.caffemodel", "init.manifest.json"):
+    for name in (layout.INIT, layout.INIT_MANIFEST):
         (Path(folder) / name).unlink(missing_ok=True)  # start_args makes them again from the current base
 
 

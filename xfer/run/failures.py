@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..logs.tail import read_tail
+from ..nets import layout
 from ..paths import write_text_atomic
 from .netdir import now_iso, read_json
 
 RETRY_EXIT = 75  # EX_TEMPFAIL: `xfer train` failed in a way that may pass; start it again (it resumes)
-RETRIES_FILE = ".xfer_retries.json"
 DEFAULT_RETRIES = 2
 # Fatal lines that say the device or the memory failed, not the net or its data.
 MAY_PASS = re.compile(r"cudaSuccess|cuda(Error|GetLastError)|CUDNN_STATUS_(?!SUCCESS|BAD_PARAM|NOT_SUPPORTED)"
@@ -89,7 +89,7 @@ def trainer_exit(returncode) -> str:
 
 
 def retries_path(folder) -> Path:
-    return Path(folder) / RETRIES_FILE
+    return Path(folder) / layout.RETRIES
 
 
 def tries(folder) -> list:

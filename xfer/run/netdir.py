@@ -12,14 +12,9 @@ import re
 from pathlib import Path
 
 from ..errors import XferError
-from ..nets import record, registry
+from ..nets import layout, record, registry
 from ..paths import RESULTS_DIR, write_text_atomic
 
-STATUS_FILE = "xfer_status.json"
-SLURM_FILE = "xfer_slurm.json"
-LOCK_FILE = ".xfer_train.lock"
-SOLVER_FILE = "imagenet_solver.prototxt"
-SNAPSHOT_RE = re.compile(r"_iter_(\d+)\.(caffemodel|solverstate)$")
 
 def results_root(results=None, suite=None) -> Path:
     """The results tree: --results when given, else where `xfer render` puts the suite (results/ for the paper)."""
@@ -43,7 +38,7 @@ def tree_suite(results=None, suite=None) -> str:
     holds one suite), else the default."""
     if suite or not results:
         return suite or registry.default_suite()
-    for path in sorted(Path(results).glob(f"*/{record.RECORD_FILE}")):
+    for path in sorted(Path(results).glob(f"*/{layout.RENDER_RECORD}")):
         return folder_suite(path.parent)
     return registry.default_suite()
 
@@ -56,7 +51,7 @@ def snapshots(folder, kind="caffemodel") -> list[tuple[int, Path]]:
     """(iteration, path) of every `*_iter_N.<kind>` in the folder, oldest first."""
     found = []
     for path in Path(folder).glob(f"*_iter_*.{kind}"):
-        match = SNAPSHOT_RE.search(path.name)
+        match = layout.SNAPSHOT_RE.search(path.name)
         if match:
             found.append((int(match.group(1)), path))
     return sorted(found)
@@ -72,7 +67,7 @@ def solver_schedule(folder, net=None) -> dict:
     """max_iter and snapshot_prefix of the folder's rendered solver (renders may override the registry's)."""
     found = {}
     try:
-        text = (Path(folder) / SOLVER_FILE).read_text()
+        text = (Path(folder) / layout.SOLVER).read_text()
     except FileNotFoundError:
         text = ""
     for key, pattern in (("max_iter", r"^\s*max_iter\s*:\s*(\d+)"),
@@ -90,7 +85,7 @@ def final_snapshot_path(net, results) -> Path:
     """The snapshot Caffe writes at the end of training: `<prefix>_iter_<max_iter>.caffemodel` in the net folder."""
     folder = net_dir(results, net.name)
     sched = solver_schedule(folder, net)
-    return folder / f"{sched['snapshot_prefix']}_iter_{sched['max_iter']}.caffemodel"
+    return folder / layout.final_snapshot(sched)
 
 
 def link_final_alias(net, results) -> None:
@@ -98,7 +93,7 @@ def link_final_alias(net, results) -> None:
     original README's `-weights basenet/...` names it. `xfer render` makes this link; a folder rendered before it
     gets it here. A file or link of that name already there is left alone."""
     final = final_snapshot_path(net, results)
-    alias = final.with_name(final.name.removesuffix(".caffemodel"))
+    alias = final.with_name(layout.alias_of(final.name))
     if alias.parent == net_dir(results, net.name) and not (alias.exists() or alias.is_symlink()):
         try:
             alias.symlink_to(final.name)
@@ -115,7 +110,7 @@ def is_finished(net, results) -> bool:
     final = final_snapshot_path(net, results)
     if not final.is_file():
         return False
-    state = final.with_name(final.name.removesuffix(".caffemodel") + ".solverstate")
+    state = final.with_name(layout.state_of(final.name))
     return state.is_file() or read_status(final.parent).get("state") == "finished"
 
 
@@ -127,14 +122,14 @@ def read_json(path) -> dict:
 
 
 def read_status(folder) -> dict:
-    return read_json(Path(folder) / STATUS_FILE)
+    return read_json(Path(folder) / layout.STATUS)
 
 
 def write_status(folder, **fields) -> dict:
     """Merge `fields` into the folder's status file (atomically; only the trainer holding the lock writes it)."""
     status = read_status(folder)
     status.update(fields, updated=now_iso())
-    write_text_atomic(Path(folder) / STATUS_FILE, json.dumps(status, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(Path(folder) / layout.STATUS, json.dumps(status, indent=1, sort_keys=True) + "\n")
     return status
 
 
@@ -147,7 +142,7 @@ def lock_holder(folder):
 
     Probes with a shared non-blocking flock: it fails only while a trainer (or its caffe child) holds the lock.
     """
-    path = Path(folder) / LOCK_FILE
+    path = Path(folder) / layout.LOCK
     if not path.exists():
         return None
     with open(path) as handle:
@@ -181,7 +176,7 @@ def hand_trainings() -> dict:
 
 
 def holds_lock(pid, folder) -> bool:
-    lock = os.path.join(folder, LOCK_FILE)
+    lock = os.path.join(folder, layout.LOCK)
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             if os.readlink(f"/proc/{pid}/fd/{fd}") == lock:

@@ -5,10 +5,10 @@ killed at any moment and run again: each net's own `xfer train` resumes from its
 a net that is still training elsewhere from starting twice (the runner waits for it instead).
 """
 from ..errors import XferError
-from ..nets import registry
+from ..nets import layout, registry
 from ..progress import say
 from . import backends, checks, snapshots
-from .netdir import SOLVER_FILE, is_finished, net_dir
+from .netdir import is_finished, net_dir
 
 
 def plan(patterns, suite, results) -> tuple:
@@ -63,7 +63,7 @@ def order_by_dependencies(nets) -> list:
 
 
 def check_rendered(todo, results) -> None:
-    missing = [net.name for net in todo if not (net_dir(results, net.name) / SOLVER_FILE).is_file()]
+    missing = [net.name for net in todo if not (net_dir(results, net.name) / layout.SOLVER).is_file()]
     if missing:
         raise XferError(f"{len(missing)} net(s) are not rendered: {', '.join(missing[:5])}"
                         + (" ..." if len(missing) > 5 else ""), path=net_dir(results, missing[0]),

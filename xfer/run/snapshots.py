@@ -16,10 +16,10 @@ from pathlib import Path
 
 from .. import caffeenv
 from ..errors import XferError
+from ..nets import layout
 from ..progress import say
 from .netdir import final_snapshot_path, read_status, snapshots
 
-TRAIN_NET = "imagenet_train.prototxt"
 WEIGHT_TYPES = ("Convolution", "InnerProduct")
 BROKEN_SUFFIX = ".broken-"
 
@@ -28,7 +28,7 @@ def weight_layers(folder) -> tuple:
     """Names of the layers with weights in the folder's train net; () when it cannot be read (then only the parse
     and the blob sizes are checked)."""
     try:
-        param = caffeenv.read_net(Path(folder) / TRAIN_NET, old_syntax=True)
+        param = caffeenv.read_net(Path(folder) / layout.TRAIN_NET, old_syntax=True)
     except XferError:
         return ()
     return tuple(layer.name for layer in list(param.layer) if layer.type in WEIGHT_TYPES)
@@ -148,7 +148,7 @@ def state_problem(path, folder=None):
 def resume_point(folder):
     """The newest whole .solverstate (see the module's docstring); None when there is none. Broken ones are left
     alone (Caffe overwrites them when it gets there) and said once each."""
-    for _, path in reversed(snapshots(folder, "solverstate")):
+    for _, path in reversed(snapshots(folder, layout.STATE)):
         problem = state_problem(path, folder)
         if problem is None:
             return path
@@ -180,7 +180,7 @@ def set_aside_final(net, results) -> list:
     snapshot listings want the extension last), so the net counts as unfinished and resumes from its newest whole
     snapshot. Returns the new paths."""
     final = final_snapshot_path(net, results)
-    state = final.with_name(final.name.removesuffix(".caffemodel") + ".solverstate")
+    state = final.with_name(layout.state_of(final.name))
     stamp = datetime.now().strftime("%y%m%d_%H%M%S")
     moved = []
     for path in (final, state):

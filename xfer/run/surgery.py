@@ -16,19 +16,17 @@ import numpy as np
 
 from .. import caffeenv
 from ..errors import XferError
-from ..nets import registry
+from ..nets import layout, registry
 from ..paths import atomic_path, file_digest, write_text_atomic
 from ..progress import say
 from . import snapshots
 from .netdir import latest_snapshot, net_dir, now_iso, read_json, solver_schedule
 
-INIT_FILE = "init.caffemodel"
-TRAIN_PROTOTXT = "imagenet_train.prototxt"
 
 
 def manifest_path(init_file) -> Path:
     init_file = Path(init_file)
-    return init_file.with_name(init_file.name.removesuffix(".caffemodel") + ".manifest.json")
+    return init_file.with_name(layout.manifest_of(init_file.name))
 
 
 def sha256_blob(array) -> str:
@@ -91,7 +89,7 @@ def net_for_dir(folder, suite=None):
 
 def input_prototxt(folder, net) -> str:
     """The net's train prototxt with its Data layers replaced by an Input of one image: no database is needed."""
-    param = caffeenv.read_net(Path(folder) / TRAIN_PROTOTXT)
+    param = caffeenv.read_net(Path(folder) / layout.TRAIN_NET)
     spec = net.spec()
     kept = [layer for layer in param.layer if layer.type not in ("Data", "ImageData", "Input")]
     tops = [top for layer in param.layer if layer.type in ("Data", "ImageData") for top in layer.top]
@@ -127,9 +125,8 @@ def check_copy(net, base_blobs, target_shapes, base_file) -> None:
 def default_base(net, folder) -> Path:
     if not net.base:
         raise XferError(f"net {net.name} has no base net; pass --base")
-    base_folder = Path(folder) / "basenet"
-    sched = solver_schedule(base_folder, registry.get(net.base, net.suite))
-    return base_folder / f"{sched['snapshot_prefix']}_iter_{sched['max_iter']}.caffemodel"
+    base_folder = Path(folder) / layout.BASE_LINK
+    return base_folder / layout.final_snapshot(solver_schedule(base_folder, registry.get(net.base, net.suite)))
 
 
 def surgery(folder, net=None, base_file=None, out=None, seed=None, force=False, suite=None) -> dict:
@@ -139,7 +136,7 @@ def surgery(folder, net=None, base_file=None, out=None, seed=None, force=False, 
     if not net.base and registry.RANDOM_FROZEN not in net.policy:
         raise XferError(f"net {net.name} copies no layers and freezes none at random: it trains from its fillers",
                         fix=f"train it directly: xfer train {net.name}")
-    out = Path(out) if out else folder / INIT_FILE
+    out = Path(out) if out else folder / layout.INIT
     if out.exists() and not force:
         raise XferError("init weights exist already", path=out, fix="pass --force to write them again")
     base_file = Path(base_file) if base_file else (default_base(net, folder) if net.base else None)
@@ -195,7 +192,7 @@ def compare_layer(name, got, want) -> dict:
 def reference_for(net, folder, manifest, layer) -> Path:
     """The file a frozen layer must still equal: the base for copied layers, the init file for random-frozen ones."""
     if net.policy[registry.LAYERS.index(layer)] == registry.RANDOM_FROZEN:
-        init = Path(manifest.get("init") or Path(folder) / INIT_FILE)
+        init = Path(manifest.get("init") or Path(folder) / layout.INIT)
         if not init.is_file():
             raise XferError(f"{layer} of {net.name} is frozen at its random init, but the init file is gone",
                             path=init, fix="a nolearn net must start from `xfer surgery`'s init file; train it again")
@@ -212,7 +209,7 @@ def verify(net, results=None, snapshot=None, folder=None) -> dict:
             raise XferError(f"net {net.name} has no snapshot to verify", path=folder,
                             fix=f"train it first: xfer train {net.name}")
         snapshot = latest[1]
-    manifest = read_json(manifest_path(folder / INIT_FILE))
+    manifest = read_json(manifest_path(folder / layout.INIT))
     frozen = net.frozen_layers()
     got = read_blobs(snapshot, set(frozen))
     wanted = {}

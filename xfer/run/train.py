@@ -19,15 +19,14 @@ from pathlib import Path
 from .. import caffeenv
 from ..errors import XferError
 from ..logs.tail import log_progress
-from ..nets import registry
+from ..nets import layout, registry
 from ..paths import write_text_atomic
 from ..progress import say
 from . import checks, failures, slurmjob, snapshots
-from .netdir import (LOCK_FILE, SNAPSHOT_RE, SOLVER_FILE, final_snapshot_path, is_finished, link_final_alias, net_dir,
-                     now_iso, read_status, solver_schedule, write_status)
+from .netdir import (final_snapshot_path, is_finished, link_final_alias, net_dir, now_iso, read_status, solver_schedule,
+                     write_status)
 from .snapshots import resume_point
 
-CPU_SOLVER = ".xfer_solver_cpu.prototxt"
 POLL_SECONDS = 2.0
 PR_SET_PDEATHSIG = 1
 
@@ -64,7 +63,7 @@ class TrainLock:
     lock lasts exactly as long as the training does, and the kernel drops it when both die (even by kill -9)."""
 
     def __init__(self, folder, net_name, tries=5):
-        self.path, self.net_name, self.tries, self.handle = Path(folder) / LOCK_FILE, net_name, max(1, tries), None
+        self.path, self.net_name, self.tries, self.handle = Path(folder) / layout.LOCK, net_name, max(1, tries), None
 
     def __enter__(self):
         self.handle = open(self.path, "a+")
@@ -107,11 +106,11 @@ def solver_for(folder, mode) -> str:
     """The solver file to pass: the rendered one on a GPU (with `-gpu N`); on a CPU a copy saying solver_mode CPU,
     because Caffe turns `solver_mode: GPU` into `-gpu 0`, which a CPU_ONLY build refuses."""
     if mode == "gpu":
-        return SOLVER_FILE
-    text = (Path(folder) / SOLVER_FILE).read_text()
+        return layout.SOLVER
+    text = (Path(folder) / layout.SOLVER).read_text()
     text = re.sub(r"^\s*(solver_mode|device_id)\s*:.*\n?", "", text, flags=re.M)
-    write_text_atomic(Path(folder) / CPU_SOLVER, text.rstrip("\n") + "\nsolver_mode: CPU\n")
-    return CPU_SOLVER
+    write_text_atomic(Path(folder) / layout.CPU_SOLVER, text.rstrip("\n") + "\nsolver_mode: CPU\n")
+    return layout.CPU_SOLVER
 
 
 def suite_flag(net) -> str:
@@ -119,8 +118,8 @@ def suite_flag(net) -> str:
 
 
 def check_rendered(net, folder) -> None:
-    if not (folder / SOLVER_FILE).is_file():
-        raise XferError(f"net {net.name} is not rendered", path=folder / SOLVER_FILE,
+    if not (folder / layout.SOLVER).is_file():
+        raise XferError(f"net {net.name} is not rendered", path=folder / layout.SOLVER,
                         fix=f"run `xfer render --suite {net.suite}` first")
 
 
@@ -150,7 +149,7 @@ def start_args(net, folder, results) -> tuple:
         return ["-snapshot", state.name], f"resumed from {state.name}"
     if not net.base and registry.RANDOM_FROZEN not in net.policy:
         return [], "from the fillers"
-    init = folder / surgery.INIT_FILE
+    init = folder / layout.INIT
     if not init.exists():
         surgery.surgery(folder, net=net)
     return ["-weights", init.name], f"from {init.name}"
@@ -244,7 +243,7 @@ def supervise(proc, folder, fields, poll, stops, finished=lambda: False, watch=N
         return proc.returncode
     started_at = command_iteration(fields["command"])
     state = resume_point(folder)
-    stopped_at = int(SNAPSHOT_RE.search(state.name).group(1)) if state else None
+    stopped_at = int(layout.SNAPSHOT_RE.search(state.name).group(1)) if state else None
     fields.update(state="stopped", stop_signal=signal.Signals(stops.received[0]).name, stopped_at=stopped_at,
                   exit_code=proc.returncode)
     update_progress(folder, fields)
@@ -254,7 +253,7 @@ def supervise(proc, folder, fields, poll, stops, finished=lambda: False, watch=N
 def command_iteration(cmd) -> int:
     """The iteration a Caffe command starts at: that of its `-snapshot` solverstate, else 0."""
     if "-snapshot" in cmd:
-        match = SNAPSHOT_RE.search(cmd[cmd.index("-snapshot") + 1])
+        match = layout.SNAPSHOT_RE.search(cmd[cmd.index("-snapshot") + 1])
         if match:
             return int(match.group(1))
     return 0

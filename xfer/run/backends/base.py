@@ -10,10 +10,10 @@ import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from ...nets import registry
+from ...nets import layout, registry
 from ...progress import say
 from ..failures import DEFAULT_RETRIES
-from ..netdir import SOLVER_FILE, net_dir
+from ..netdir import net_dir
 
 
 def train_command(net, results, retries, device=None, extra=()) -> list:
@@ -68,6 +68,6 @@ def say_plan(todo, done, results) -> None:
         say(f"skip   {net.name} (finished)")
     for net in todo:
         deps = registry.dependencies(net)
-        rendered = (net_dir(results, net.name) / SOLVER_FILE).is_file()
+        rendered = (net_dir(results, net.name) / layout.SOLVER).is_file()
         say(f"train  {net.name}" + (f" after {', '.join(deps)}" if deps else "")
             + ("" if rendered else " (NOT RENDERED: run `xfer render` first)"))

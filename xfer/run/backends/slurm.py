@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 from ...errors import XferError
-from ...nets import registry
+from ...nets import layout, registry
 from ...paths import write_text_atomic
 from ...progress import say
 from .. import failures
-from ..netdir import SLURM_FILE, is_finished, lock_holder, net_dir, now_iso, read_json
+from ..netdir import is_finished, lock_holder, net_dir, now_iso, read_json
 from ..train import default_mode
 from .base import Backend, say_plan, train_command
 
@@ -57,8 +57,6 @@ exit "$$status"
 # A requeued job can start while the processes of its earlier run, on a node that lost contact with the controller,
 # are still stopping (Caffe snapshots first): its trainer waits this long for their lock.
 LOCK_WAIT = 300
-SCRIPT_FILE = ".xfer_slurm.sh"
-OUTPUT_FILE = ".xfer_slurm-%j.out"
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
           "SUSPENDED", "STAGE_OUT", "SIGNALING"}
 
@@ -137,7 +135,7 @@ def signal_lead(time_limit, lead=None) -> int:
 def sbatch_command(net, folder, dependency_ids, mode, options) -> list:
     """The exact sbatch argument list for one net."""
     cmd = ["sbatch", "--parsable", f"--job-name={JOB_PREFIX}{net.name}", f"--chdir={folder}",
-           f"--output={folder / OUTPUT_FILE}", "--open-mode=append", "--requeue", "--kill-on-invalid-dep=yes"]
+           f"--output={folder / layout.SLURM_OUTPUT}", "--open-mode=append", "--requeue", "--kill-on-invalid-dep=yes"]
     if dependency_ids:
         cmd.append("--dependency=afterok:" + ":".join(dependency_ids))
     if mode == "gpu":
@@ -152,13 +150,13 @@ def sbatch_command(net, folder, dependency_ids, mode, options) -> list:
     if lead:
         cmd.append(f"--signal=B:USR1@{lead}")
     cmd += list(options.get("extra") or [])
-    cmd.append(str(folder / SCRIPT_FILE))
+    cmd.append(str(folder / layout.SLURM_SCRIPT))
     return cmd
 
 
 def queued_job(folder, queue):
     """The job id recorded for this net when that job is still queued or running, else None."""
-    record = read_json(Path(folder) / SLURM_FILE)
+    record = read_json(Path(folder) / layout.SLURM_RECORD)
     job = str(record.get("job_id", ""))
     return job if job and queue.get(job) in ACTIVE else None
 
@@ -209,15 +207,15 @@ def submit(todo, results, mode, options, dry_run=False) -> dict:
         if dry_run:
             cmd = sbatch_command(net, folder, [f"<job of {d}>" for d in registry.dependencies(net) if d in jobs],
                                  mode, options)
-            say(f"# {net.name}: {folder / SCRIPT_FILE}\n{script}{shlex.join(cmd)}\n")
+            say(f"# {net.name}: {folder / layout.SLURM_SCRIPT}\n{script}{shlex.join(cmd)}\n")
             jobs[net.name] = f"<job of {net.name}>"
             continue
         cmd = sbatch_command(net, folder, base_jobs, mode, options)
-        write_text_atomic(folder / SCRIPT_FILE, script)
-        os.chmod(folder / SCRIPT_FILE, 0o755)
+        write_text_atomic(folder / layout.SLURM_SCRIPT, script)
+        os.chmod(folder / layout.SLURM_SCRIPT, 0o755)
         failures.reset(folder)  # a command typed again: the net gets its retries afresh
         job = sbatch(cmd)
-        write_text_atomic(folder / SLURM_FILE, json.dumps(
+        write_text_atomic(folder / layout.SLURM_RECORD, json.dumps(
             {"job_id": job, "submitted": now_iso(), "command": cmd, "depends_on": base_jobs}, indent=1) + "\n")
         jobs[net.name] = job
         say(f"{net.name}: submitted job {job}" + (f" (after {', '.join(base_jobs)})" if base_jobs else ""))
@@ -264,7 +262,7 @@ class SlurmBackend(Backend):
     def job_state(self, folder, queue):
         """("<job id>[ <SLURM state>]", the net's state while the job is in the queue, else None), or None when
         the folder records no SLURM job."""
-        record = read_json(Path(folder) / SLURM_FILE)
+        record = read_json(Path(folder) / layout.SLURM_RECORD)
         if not record:
             return None
         queued = (queue or {}).get(str(record.get("job_id")))
