@@ -7,7 +7,7 @@ import pytest
 
 from helpers import xfer
 from xfer.analysis import activations, layerwise, probe, similarity
-from xfer.nets import registry
+from xfer.nets import layout, registry
 from xfer.run import train
 
 TRANSFERS = ("transfer0A0B_1_3", "transfer-ft0A0B_1_3", "transfer0B0B_1_3")
@@ -115,7 +115,7 @@ def test_activations_follow_the_nets_preprocessing(tree):
     assert acts["conv1"].shape == (10, 16, 14, 14) and acts["fc8"].shape == (10, 10)
     assert acts["conv1"].min() >= 0 and acts["fc7"].min() >= 0  # after the in-place ReLU
     assert acts["fc8"].min() < 0  # raw outputs
-    mean = activations.dbformat.read_mean(tree / "half0B" / activations.MEAN_LINK)
+    mean = activations.dbformat.read_mean(tree / "half0B" / layout.MEAN_LINK)
     assert acts["data"] == pytest.approx((images - mean) * 0.00390625, abs=1e-6)
 
 
