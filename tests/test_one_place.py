@@ -112,3 +112,61 @@ def test_the_scheduler_flag_and_its_old_spelling_plan_the_same_jobs(tmp_path, ti
     net = registry.get("transfer0A0B_1_2", "mini")
     line = " ".join(base.train_command(net, out.resolve(), 2, extra=["--lock-wait", str(slurm.LOCK_WAIT)]))
     assert line in plans[0].replace("'", "")
+
+
+def make_toy_backend():
+    """A backend made inside the test from the interface alone: it trains the nets one after another with the one
+    trainer command line, in plan order (bases first), records "toy-<n> <queue>" as each net's job in its folder and
+    answers for it in `xfer status`."""
+    import subprocess
+
+    from xfer.run.backends import base
+
+    class Toy(base.Backend):
+        name, column = "toy", "toy job"
+        flags = (base.flag("--toy-queue", default="q0", help="toy: the queue the jobs go to"),)
+
+        def submit(self, todo, done, results):
+            base.say_plan(todo, done, results)
+            for i, net in enumerate(todo):
+                (results / net.name / "toy_job.json").write_text(json.dumps(f"toy-{i} {self.own['toy_queue']}"))
+            return [] if self.options.dry_run else [base.train_command(net, results, self.options.retries)
+                                                    for net in todo]
+
+        def wait(self, jobs, todo, results) -> int:
+            return max([subprocess.run(cmd).returncode for cmd in jobs], default=0)
+
+        def job_state(self, folder, queue):
+            record = folder / "toy_job.json"
+            return (json.loads(record.read_text()), None) if record.is_file() else None
+    return Toy
+
+
+@pytest.fixture
+def toy_backend():
+    from xfer.run import backends
+    backend = backends.register(make_toy_backend())
+    yield backend
+    backends.unregister(backend.name)
+    assert backend.name not in backends.names()
+
+
+def test_a_registered_backend_brings_its_flag_its_jobs_and_its_status_column(toy_backend, tmp_path, tiny_render,
+                                                                             capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    helptext = capsys.readouterr().out
+    assert "toy scheduler:" in helptext and "--toy-queue" in helptext and "{local,slurm,toy}" in helptext
+    out = tiny_render(tmp_path / "results", ["half0A", "transfer0A0B_1_2"])
+    run(capsys, "run", "--suite", "mini", "--results", out, "--scheduler", "toy", "--toy-queue", "q7", "--cpu",
+        "half0A", "transfer0A0B_1_2")
+    for name in ("half0A", "transfer0A0B_1_2"):  # trained, in order, by the toy's jobs
+        assert json.loads((out / name / "xfer_status.json").read_text())["state"] == "finished"
+    table = run(capsys, "status", "--suite", "mini", "--results", out, "half0A", "transfer0A0B_1_2")
+    header, *rows = table.splitlines()
+    assert header.split()[-5:] == ["slurm", "job", "/", "toy", "job"]  # every backend's heading, in order
+    assert "toy-0 q7" in rows[0] and "toy-1 q7" in rows[1]
+    with pytest.raises(SystemExit):  # the flag is the toy's: gone once it is unregistered
+        from xfer.run import backends
+        backends.unregister("toy")
+        main(["run", "--toy-queue", "q1", "--dry-run"])

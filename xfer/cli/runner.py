@@ -13,10 +13,8 @@ SUITE_HELP = "the registry's suite (default: the one --results was rendered for,
 def run_run(args) -> int:
     args.suite = tree_suite(args.results, args.suite)
     results = results_root(args.results, args.suite)
-    options = backends.RunOptions(gpus=args.gpus, cpu=args.cpu, slots=args.slots, dry_run=args.dry_run,
-                                  wait=args.wait, partition=args.partition, time=args.time,
-                                  signal_lead=args.signal_lead, cpus_per_task=args.cpus_per_task,
-                                  sbatch_args=args.sbatch_arg, retries=args.retries)
+    options = backends.options(args.scheduler, args, gpus=args.gpus, cpu=args.cpu, dry_run=args.dry_run,
+                               retries=args.retries)
     return runner.run_graph(args.patterns, args.suite, results, args.scheduler, options)
 
 
@@ -43,22 +41,13 @@ def register(sub):
     p.add_argument("--scheduler", "--backend", dest="scheduler", default="local", choices=backends.names(),
                    help="where the nets train: %(choices)s (--backend: the old spelling, still taken; "
                         "`render` and `db` keep --backend for Caffe's database format)")
-    p.add_argument("--slots", type=int, default=1, help="nets trained at once on the CPU (local backend)")
     p.add_argument("--gpus", help="GPUs to use, one net per GPU, e.g. 0,1 (slurm: ask each job for a GPU)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when Caffe has CUDA")
     p.add_argument("--dry-run", action="store_true", help="print the plan (and the sbatch commands and scripts)")
-    p.add_argument("--wait", action="store_true", help="slurm: wait until the submitted jobs leave the queue")
-    p.add_argument("--partition", help="slurm partition")
-    p.add_argument("--time", help="slurm time limit per job, e.g. 3-00:00:00 (requeued jobs resume)")
-    p.add_argument("--signal-lead", type=int, metavar="SECONDS",
-                   help="slurm: stop this long before the time limit, snapshot and requeue (default 300, at most a "
-                        "sixth of --time; 0: no warning, the limit's TERM still snapshots but ends the job)")
-    p.add_argument("--cpus-per-task", type=int, help="slurm CPUs per job")
-    p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
-                   help="extra sbatch argument (repeatable)")
     p.add_argument("--retries", type=int, default=failures.DEFAULT_RETRIES, metavar="N",
                    help="per net: start it again from its newest whole snapshot after a failure that may pass (Caffe "
                         "killed by a signal, a CUDA error, a lost node), at most N times (default %(default)s)")
+    backends.add_arguments(p)  # each backend's own flags (--slots, --partition, --time, ...), in its own group
     p.set_defaults(func=run_run)
 
     p = sub.add_parser("status", help="one table of every net: state, iteration, accuracy, ETA, SLURM job")

@@ -101,7 +101,7 @@ def format_row(row) -> list[str]:
 
 def table_lines(rows) -> list[str]:
     """The status table, one string per line (header first), columns padded to their widest cell."""
-    header = ["net", "state", "iter/max", "accuracy", "eta", "frozen", "slurm job"]
+    header = ["net", "state", "iter/max", "accuracy", "eta", "frozen", backends.job_heading()]
     table = [header] + [format_row(r) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]

@@ -28,6 +28,9 @@ from .netdir import (final_snapshot_path, is_finished, link_final_alias, net_dir
 from .snapshots import resume_point
 
 POLL_SECONDS = 2.0
+# The environment variable a backend's job sets for the trainer it starts (a scheduler's job id): recorded in the
+# net's status file as "job", whatever the scheduler.
+JOB_ENV = "XFER_JOB"
 PR_SET_PDEATHSIG = 1
 
 
@@ -321,7 +324,7 @@ def run_caffe(net, folder, results, device, lock, poll, tell) -> tuple:
     log = new_log_path(folder, net.name)
     fields = {"net": net.name, "state": "running", "max_iter": solver_schedule(folder, net)["max_iter"],
               "log": log.name, "command": cmd, "started": now_iso(), "host": socket.gethostname(),
-              "pid": os.getpid(), "mode": mode, "slurm_job": os.environ.get("SLURM_JOB_ID")}
+              "pid": os.getpid(), "mode": mode, "job": os.environ.get(JOB_ENV)}
     for stale in ("reason", "retries_used", "stop_signal", "stop_reason", "stopped_at", "exit_code"):
         fields[stale] = None  # the status of this run, not the last one's
     write_status(folder, **fields)

@@ -1,6 +1,8 @@
 """What every backend of `xfer run` offers, and what they share.
 
-A backend is registered by name (xfer/run/backends/__init__.py) and is made with the run's options:
+A backend is registered by name (xfer/run/backends/__init__.py: `register`) and brings its own options: `flags`,
+the arguments it adds to `xfer run` (their values reach it as `self.own`), `column`, the heading of its job in the
+status table (None: it has no jobs), and `job_state`. It is made with the run's options:
   submit(todo, done, results)    start training the nets of `todo` (bases first); returns its handle on the jobs
   wait(jobs, todo, results)      wait as the options ask; returns the run's exit code
   queue()                        a snapshot of the backend's queue ({} when it has none), taken once per table
@@ -27,25 +29,51 @@ def train_command(net, results, retries, device=None, extra=()) -> list:
 
 @dataclass
 class RunOptions:
-    gpus: "str | None" = None        # "0,1": one net per GPU (slurm: each job asks for a GPU)
+    """What every backend takes; `own` holds the values of the chosen backend's own flags, by their dest."""
+    gpus: "str | None" = None        # "0,1": one net per GPU (a scheduler: each job asks for a GPU)
     cpu: bool = False                # train on the CPU even when Caffe has CUDA
-    slots: int = 1                   # nets trained at once on the CPU (local)
     dry_run: bool = False            # print the plan (and the job scripts) only
-    wait: bool = False               # slurm: wait until the submitted jobs leave the queue
-    partition: "str | None" = None   # slurm
-    time: "str | None" = None        # slurm time limit per job
-    signal_lead: "int | None" = None  # slurm: seconds before the time limit to stop, snapshot and requeue (0: never)
-    cpus_per_task: "int | None" = None  # slurm
-    sbatch_args: list = field(default_factory=list)  # extra sbatch arguments
     retries: int = DEFAULT_RETRIES   # per net: tries again after a failure that may pass (xfer/run/failures.py)
+    own: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One argument a backend adds to `xfer run`: argparse's names and keywords, as add_argument takes them."""
+    names: tuple
+    kwargs: dict
+
+    @property
+    def dest(self) -> str:
+        return self.kwargs.get("dest") or self.names[0].lstrip("-").replace("-", "_")
+
+
+def flag(*names, **kwargs) -> Flag:
+    return Flag(names, kwargs)
 
 
 class Backend(ABC):
     """The interface (see the module's docstring); a backend without a queue keeps queue/job_state's defaults."""
     name = ""
+    flags: tuple = ()    # its own arguments of `xfer run` (Flag), shown in their own group of the help
+    column = None        # the status table's heading of its jobs ("slurm job"); None: it has none
 
     def __init__(self, options: RunOptions):
         self.options = options
+        self.own = {f.dest: f.kwargs.get("default") for f in self.flags} | options.own
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        """Its flags, in a group of their own named after it."""
+        if cls.flags:
+            group = parser.add_argument_group(f"{cls.name} scheduler")
+            for one in cls.flags:
+                group.add_argument(*one.names, **one.kwargs)
+
+    @classmethod
+    def options_from(cls, args) -> dict:
+        """The values of its flags from parsed arguments."""
+        return {f.dest: getattr(args, f.dest) for f in cls.flags}
 
     @abstractmethod
     def submit(self, todo, done, results):

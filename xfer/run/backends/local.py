@@ -12,7 +12,7 @@ from ...progress import say
 from .. import failures
 from ..netdir import is_finished, lock_holder, net_dir, read_status
 from ..train import default_mode
-from .base import Backend, say_plan, train_command
+from .base import Backend, flag, say_plan, train_command
 
 POLL_SECONDS = 0.5  # cheap: a stat and an flock probe per pending net
 
@@ -159,9 +159,10 @@ def devices_for(gpus=None, cpu=False, slots=1) -> list:
 class LocalBackend(Backend):
     """Trains on this machine: `submit` plans the slots, `wait` runs the children until the graph is done."""
     name = "local"
+    flags = (flag("--slots", type=int, default=1, help="nets trained at once on the CPU (local backend)"),)
 
     def submit(self, todo, done, results):
-        devices = devices_for(self.options.gpus, self.options.cpu, self.options.slots)
+        devices = devices_for(self.options.gpus, self.options.cpu, self.own["slots"])
         say_plan(todo, done, results)
         where = "CPU slots" if devices[0] is None else "GPUs " + ",".join(str(d) for d in devices)
         say(f"{len(todo)} to train, {len(devices)} at once on {where}")

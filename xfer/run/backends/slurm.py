@@ -21,8 +21,8 @@ from ...paths import write_text_atomic
 from ...progress import say
 from .. import failures
 from ..netdir import is_finished, lock_holder, net_dir, now_iso, read_json
-from ..train import default_mode
-from .base import Backend, say_plan, train_command
+from ..train import JOB_ENV, default_mode
+from .base import Backend, flag, say_plan, train_command
 
 JOB_PREFIX = "xfer-"
 # The time-limit warning comes this many seconds before the limit (sbatch --signal=B:USR1@DEFAULT_LEAD; SLURM may
@@ -33,6 +33,7 @@ TIME_LIMIT_EXIT = 128 + int(signal.SIGUSR1)  # xfer train's exit status after a 
 JOB_SCRIPT = string.Template("""#!/bin/bash
 # xfer: train $net ($suite suite); a requeued job resumes from the newest snapshot.
 echo "xfer: job $$SLURM_JOB_ID (restart $${SLURM_RESTART_COUNT:-0}) on $$(hostname)"
+export $job_env="$$SLURM_JOB_ID"  # the job xfer train records in the net's status file
 # SLURM sends USR1 to this shell before the time limit (sbatch --signal=B:USR1@SECONDS), and TERM to every process
 # of the job on scancel, on pre-emption and at the limit. xfer train passes either on to Caffe, which snapshots at
 # the current iteration and exits; this shell waits until xfer train has gone.
@@ -97,7 +98,7 @@ def job_script(net, results, mode, retries=failures.DEFAULT_RETRIES) -> str:
     device = 0 if mode == "gpu" else None  # SLURM maps the granted GPU to device 0
     train = train_command(net, Path(results).resolve(), retries, device, extra=["--lock-wait", str(LOCK_WAIT)])
     return JOB_SCRIPT.substitute(net=net.name, suite=net.suite, train=shlex.join(train), requeue=TIME_LIMIT_EXIT,
-                                 retry=failures.RETRY_EXIT)
+                                 retry=failures.RETRY_EXIT, job_env=JOB_ENV)
 
 
 def time_seconds(text):
@@ -237,18 +238,29 @@ def wait(jobs, poll=3.0) -> dict:
 class SlurmBackend(Backend):
     """One batch job per net (`submit`); `wait` blocks only with --wait, then counts the nets that finished."""
     name = "slurm"
+    column = "slurm job"
+    flags = (
+        flag("--wait", action="store_true", help="slurm: wait until the submitted jobs leave the queue"),
+        flag("--partition", help="slurm partition"),
+        flag("--time", help="slurm time limit per job, e.g. 3-00:00:00 (requeued jobs resume)"),
+        flag("--signal-lead", type=int, metavar="SECONDS",
+             help="slurm: stop this long before the time limit, snapshot and requeue (default 300, at most a sixth "
+                  "of --time; 0: no warning, the limit's TERM still snapshots but ends the job)"),
+        flag("--cpus-per-task", type=int, help="slurm CPUs per job"),
+        flag("--sbatch-arg", action="append", default=[], metavar="ARG", help="extra sbatch argument (repeatable)"),
+    )
 
     def submit(self, todo, done, results):
-        opts = self.options
+        opts, own = self.options, self.own
         mode = "gpu" if opts.gpus else default_mode(cpu=opts.cpu)[0]
         if opts.dry_run:
             say_plan(todo, done, results)
-        options = {"partition": opts.partition, "time": opts.time, "cpus_per_task": opts.cpus_per_task,
-                   "signal_lead": opts.signal_lead, "extra": opts.sbatch_args, "retries": opts.retries}
+        options = {"partition": own["partition"], "time": own["time"], "cpus_per_task": own["cpus_per_task"],
+                   "signal_lead": own["signal_lead"], "extra": own["sbatch_arg"], "retries": opts.retries}
         return submit(todo, results, mode, options, dry_run=opts.dry_run)
 
     def wait(self, jobs, todo, results) -> int:
-        if not (self.options.wait and jobs and not self.options.dry_run):
+        if not (self.own["wait"] and jobs and not self.options.dry_run):
             return 0
         wait(jobs)
         unfinished = [net.name for net in todo if not is_finished(net, results)]
