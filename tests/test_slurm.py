@@ -54,7 +54,9 @@ def test_graph_runs_transfers_after_their_base(slurm, tmp_path, tiny_render):  #
         assert started.timestamp() >= (out / "half0A" / "caffe_imagenet_train_iter_24.solverstate").stat().st_mtime - 1
     for name in names:
         assert netdir.is_finished(registry.get(name, "mini"), out)
-    assert json.loads((out / "transfer0A0B_1_1" / "xfer_status.json").read_text())["verify"]["ok"] is True
+    status = json.loads((out / "transfer0A0B_1_1" / "xfer_status.json").read_text())
+    assert status["verify"]["ok"] is True
+    assert status["job"] == str(job_record(out, "transfer0A0B_1_1")["job_id"])  # XFER_JOB, set by the job script
 
     table = xfer("status", "--suite", "mini", "--results", str(out), *names)
     assert f"{base['job_id']} COMPLETED" in table.stdout
