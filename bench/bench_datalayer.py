@@ -2,7 +2,8 @@
 
 Generates ImageNet-shaped images (256x256, random crops, flips and colour shifts of the photographs that ship with
 scikit-image, saved as JPEG and as PNG, and the 500x375 JPEG each was resized from), writes them with the kit's Caffe
-(`convert_imageset`) into LMDB and LevelDB, raw and encoded (the JPEG bytes as they are), and times, through pycaffe,
+(`xfer db`, from the 500x375 JPEGs resized to 256 as for ImageNet) into LMDB and LevelDB, raw and `--encoded`
+(JPEG records at quality 95), each with its own mean file, and times, through pycaffe,
 a net holding only the data layer as the paper's nets have it: TRAIN phase, batch 256, crop 227, mirror, mean file.
 Modes: Data on each database; ImageData on the JPEG and on the PNG tree (the kit's `--shared-images` is a PNG tree),
 and on the 500x375 JPEGs resized in the layer (`new_height/new_width: 256`, what convert_imageset does before it
@@ -36,7 +37,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xfer.caffeenv import tool
 
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "motorcycle_right.png",
           "hubble_deep_field.jpg")
@@ -44,6 +44,7 @@ SIZE, CROP, BATCH = 256, 227, 256
 H100_IMG_S = 4560  # CaffeNet, cuDNN, one H100 (docs/cuda.md)
 NODE_GPUS = 8
 MODES = ("lmdb", "leveldb", "lmdb-jpeg", "leveldb-jpeg", "imagedata-jpeg", "imagedata-png", "imagedata-orig")
+DB_MODES = MODES[:4]  # built by the kit's `xfer db` (-jpeg: `xfer db --encoded`)
 ORIG_W, ORIG_H = 500, 375  # ILSVRC's typical size: imagedata-orig reads these and resizes to 256x256 in the layer
 WARMUP = 5  # the prefetch queue holds 4 batches: drained by the 5th forward
 
@@ -83,6 +84,20 @@ def generate(root: Path, n: int) -> list:
     return lines
 
 
+def build_with_xfer_db(work: Path, mode: str) -> None:
+    """The kit's own `xfer db` (raw, or `--encoded` for the -jpeg modes) on the 500x375 JPEGs, resized to 256 as
+    for ImageNet; one dataset folder per mode under work/data/ (the command is printed: it is what was measured)."""
+    folder = work / "data" / mode
+    if (folder / "db.json").exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "files.txt").write_text((work / "orig.txt").read_text())
+    args = ["db", "--data-dir", str(work / "data"), "--images", str(work / "images"), "--backend",
+            mode.split("-")[0], "--resize", str(SIZE), *(["--encoded"] if mode.endswith("jpeg") else []), mode]
+    print(f"[bench_datalayer] xfer {' '.join(args)}", flush=True)
+    subprocess.run([sys.executable, "-m", "xfer.cli", *args], check=True, capture_output=True)
+
+
 def disk_bytes(path: Path) -> int:
     """Blocks in use (an LMDB file is sparse), of a file or everything under a folder."""
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
@@ -99,16 +114,9 @@ def prepare(work: Path, n: int) -> dict:
         for ext in ("png", "jpg"):
             (work / f"{ext}.txt").write_text("".join(f"{path}.{ext} {label}\n" for path, label in lines))
         (work / "orig.txt").write_text("".join(f"orig/{path}.jpg {label}\n" for path, label in lines))
-    for mode in ("lmdb", "leveldb", "lmdb-jpeg", "leveldb-jpeg"):
-        db = work / mode
-        if not db.exists():
-            backend = mode.split("-")[0]
-            flags = ["--encoded"] if mode.endswith("jpeg") else []
-            subprocess.run([tool("convert_imageset"), f"--backend={backend}", *flags, f"{images}/",
-                            str(work / "jpg.txt"), str(db)], check=True, capture_output=True)
-    mean = work / "mean.binaryproto"
-    if not mean.exists():
-        subprocess.run([tool("compute_image_mean"), str(work / "lmdb"), str(mean)], check=True, capture_output=True)
+    for mode in DB_MODES:
+        build_with_xfer_db(work, mode)
+    mean = work / "data" / "lmdb" / "mean.binaryproto"  # the raw database's: for the ImageData modes
     out = {}
     for mode in MODES:
         if mode.startswith("imagedata"):
@@ -120,11 +128,13 @@ def prepare(work: Path, n: int) -> dict:
             disk = sum(disk_bytes(images / f"{p.rsplit(' ', 1)[0]}")
                        for p in (work / f"{listing}.txt").read_text().splitlines())
         else:
-            backend = "LMDB" if mode.startswith("lmdb") else "LEVELDB"
-            param = f'data_param {{ source: "{work / mode}" backend: {backend} batch_size: {BATCH} }}'
-            kind, disk = "Data", disk_bytes(work / mode)
+            backend, folder = mode.split("-")[0], work / "data" / mode
+            param = (f'data_param {{ source: "{folder / backend}" backend: {backend.upper()} '
+                     f"batch_size: {BATCH} }}")
+            kind, disk = "Data", disk_bytes(folder / backend)
         net = work / f"{mode}.prototxt"
-        net.write_text(DATA.format(type=kind, crop=CROP, mean=mean, param=param))
+        mode_mean = work / "data" / mode / "mean.binaryproto" if mode in DB_MODES else mean  # each DB its own
+        net.write_text(DATA.format(type=kind, crop=CROP, mean=mode_mean, param=param))
         out[mode] = (net, disk / n)
     return out
 

@@ -79,10 +79,12 @@ class MeanAccumulator:
 
     def add(self, value: bytes) -> None:
         datum = parse_datum(value)
-        if datum["encoded"]:
-            raise XferError("encoded Datum records: the mean needs raw pixels", fix="build without --encoded")
-        shape = (datum["channels"], datum["height"], datum["width"])
-        pixels = np.frombuffer(datum["data"], dtype=np.uint8)
+        if datum["encoded"]:  # compute_image_mean decodes an encoded record (DecodeDatumNative) and sums its pixels
+            pixels = decode_image(datum["data"])
+            shape, pixels = pixels.shape, pixels.ravel()
+        else:
+            shape = (datum["channels"], datum["height"], datum["width"])
+            pixels = np.frombuffer(datum["data"], dtype=np.uint8)
         if self.sum is None:
             self.sum, self.shape = np.zeros(pixels.size, dtype=np.float32), shape
         elif shape != self.shape:
@@ -100,6 +102,23 @@ class MeanAccumulator:
     def blob(self):
         """The mean as a BlobProto (num=1, channels, height, width, data), as compute_image_mean writes it."""
         return mean_blob(self.sum / np.float32(self.count), self.shape)
+
+
+def decode_image(data) -> np.ndarray:
+    """An encoded record's image (JPEG/PNG bytes) as Caffe's CHW uint8 pixels: BGR, or 1 x H x W when gray.
+
+    As DecodeDatumNative does (cv::imdecode, IMREAD_ANYCOLOR): the file's own channels. Pillow and this OpenCV both
+    decode with libjpeg-turbo's defaults (islow DCT, fancy upsampling), so the pixels are the same; the tests check
+    the mean against compute_image_mean's and the pixels against a Data layer's, byte for byte.
+    """
+    import io
+    from PIL import Image  # lazy for start-up: only encoded records need it
+    with Image.open(io.BytesIO(bytes(data))) as img:
+        if img.mode not in ("L", "RGB"):
+            raise XferError(f"an encoded record holds a {img.mode} image, not gray or RGB",
+                            fix="rebuild the database with --resize N: convert_imageset then re-encodes every image")
+        pixels = np.asarray(img)
+    return pixels[np.newaxis] if pixels.ndim == 2 else np.ascontiguousarray(pixels[:, :, ::-1].transpose(2, 0, 1))
 
 
 def mean_blob(mean, shape):

@@ -32,6 +32,9 @@ TOOL_ENV = {"GLOG_logtostderr": "1", "GLOG_minloglevel": "1", "OPENBLAS_NUM_THRE
 # The parallel writer's convert_imageset processes keep freed memory instead of returning it to the kernel after each
 # ~200 kB image: fewer page faults (expensive in a VM), less CPU per image; the output is the same.
 MALLOC_ENV = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"}
+# `convert_imageset --encoded --encode_type=jpg` re-encodes each resized image with cv::imencode's defaults, and
+# OpenCV's default IMWRITE_JPEG_QUALITY is 95 (the tool has no flag for it): the quality `xfer db --encoded` records.
+JPEG_QUALITY = 95
 
 
 class Options:
