@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xfer import demo
+from xfer.studies import demo
 from xfer.nets import registry
 
 pytestmark = pytest.mark.caffe

@@ -11,9 +11,10 @@ import pytest
 
 from conftest import ROOT, TINY_OVERRIDES, make_tiny_data
 from helpers import xfer
-from xfer import demo, demo_full, progress
+from xfer import progress
 from xfer.nets import registry, render
 from xfer.report import draw, summary
+from xfer.studies import demo, demo_full
 
 pytestmark = pytest.mark.caffe
 FULL = demo.demo_names(demo_full.FULL_SEEDS, full=True)

@@ -1,4 +1,4 @@
-"""The glyph miniature (xfer/data/glyphs.py and the glyphs suite): built from Debian's font packages alone,
+"""The glyph miniature (xfer/studies/glyphs.py and the glyphs suite): built from Debian's font packages alone,
 deterministic from its seed, and every verb (images, render, run, status, summary, plot, similarity, probe,
 recipe-search) on a tiny version of it (4 train / 2 val images per class, the tiny schedule) with real Caffe."""
 import json
@@ -13,10 +13,9 @@ import pytest
 from conftest import TINY_OVERRIDES
 from PIL import Image
 
-from xfer import recipes, tasks
-from xfer.data import glyphs
 from xfer.nets import registry, render
 from xfer.report import summary
+from xfer.studies import glyphs, recipes, tasks
 
 SUITE = registry.suite("glyphs")
 TINY = [f"--set={key}={render.override_values.text_of(value)}" for key, value in TINY_OVERRIDES.items()]

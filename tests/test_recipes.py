@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import TINY_OVERRIDES
 
-from xfer import recipes
+from xfer.studies import recipes
 from xfer.errors import XferError
 from xfer.nets import registry, render
 from xfer.report import summary

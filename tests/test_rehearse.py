@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xfer import rehearsal_checks, rehearse
+from xfer.studies import rehearsal_checks, rehearse
 from xfer.data import wordnet
 from xfer.nets import registry
 

@@ -1,7 +1,7 @@
-"""`xfer demo`: the whole study in miniature on Fashion-MNIST, on a CPU (xfer/demo.py, --full: xfer/demo_full.py)."""
+"""`xfer demo`: the whole study in miniature on Fashion-MNIST, on a CPU (xfer/studies/demo.py; --full: demo_full.py)."""
 import os
 
-from .. import demo
+from ..studies import demo
 from ..paths import paper_results
 
 

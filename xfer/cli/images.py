@@ -1,7 +1,7 @@
-"""`xfer images`: a miniature's images from Debian packages, its lists, splits and databases (xfer/tasks.py)."""
+"""`xfer images`: a miniature's images from Debian packages, its lists, splits and databases (xfer/studies/tasks.py)."""
 from pathlib import Path
 
-from .. import demo
+from ..studies import demo
 from ..errors import XferError
 from ..nets import registry
 from ..paths import cache_dir

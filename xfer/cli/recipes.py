@@ -1,7 +1,7 @@
-"""`xfer recipe-search`: train mini recipes and report which of the paper's Figure 2 effects show (xfer/recipes.py)."""
+"""`xfer recipe-search`: train mini recipes; which of the paper's Figure 2 effects show (xfer/studies/recipes.py)."""
 import os
 
-from .. import demo, recipes
+from ..studies import demo, recipes
 from ..nets import overrides, registry
 
 

@@ -1,5 +1,5 @@
-"""`xfer rehearse`: the paper suite at full size on an ImageNet-shaped tree, in minutes (xfer/rehearse.py)."""
-from .. import rehearse
+"""`xfer rehearse`: the paper suite at full size on an ImageNet-shaped tree, in minutes (xfer/studies/rehearse.py)."""
+from ..studies import rehearse
 from ..errors import XferError
 from ..nets import overrides
 from ..run import backends

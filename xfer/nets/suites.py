@@ -57,7 +57,7 @@ class Suite:
     val_images: "dict | None" = field(default=None)
     default: bool = False             # the suite every verb uses without --suite
     natman_names: tuple = ("natural", "man-made")  # what halfnatmanA and halfnatmanB hold (Figure 3's legend)
-    # The miniature's image source (a key of xfer.tasks.TASKS: "fashion", "glyphs"); "" for a suite whose images
+    # The miniature's image source (a key of xfer.studies.tasks.TASKS: "fashion", "glyphs"); "" for a suite whose images
     # come from outside (the paper's ImageNet).
     task: str = ""
     # The cache folder below which its demo and recipe-search write by default ("": the cache itself).
@@ -113,7 +113,7 @@ MINI = Suite(
     val_images={"whole_valid": 10000, "halfnatmanA_valid": 6000, "halfnatmanB_valid": 4000, "half": 5000},
     natman_names=("clothing", "footwear and bags"), task="fashion")
 
-# The glyph suite: 200 letters of 10 scripts (xfer/data/glyphs.py), 100 classes per random half, on the mini
+# The glyph suite: 200 letters of 10 scripts (xfer/studies/glyphs.py), 100 classes per random half, on the mini
 # shape with 200 outputs. The schedule is the mini one (1000 iterations of 64, every net the same budget).
 GLYPHS_SCHEDULE = MINI_SCHEDULE
 

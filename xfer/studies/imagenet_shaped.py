@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import wordnet
+from ..data import wordnet
 from ..errors import XferError
 from ..paths import write_text_atomic
 from ..progress import tqdm

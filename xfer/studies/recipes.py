@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import demo
-from .errors import XferError
-from .nets import overrides as override_values
-from .nets import registry, render
-from .paths import cache_dir, write_text_atomic
-from .progress import say
-from .report import summary
+from ..errors import XferError
+from ..nets import overrides as override_values
+from ..nets import registry, render
+from ..paths import cache_dir, write_text_atomic
+from ..progress import say
+from ..report import summary
 
 SUITE = "mini"
 MIN_SEEDS = 3

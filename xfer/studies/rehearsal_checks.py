@@ -5,12 +5,12 @@ alone: a check that only re-read the registry could not fail.
 import os
 from pathlib import Path
 
-from .data import wordnet
-from .nets import check as netcheck
-from .nets import layout
-from .paths import file_digest
-from .run import surgery
-from .run.netdir import solver_schedule
+from ..data import wordnet
+from ..nets import check as netcheck
+from ..nets import layout
+from ..paths import file_digest
+from ..run import surgery
+from ..run.netdir import solver_schedule
 
 LIST_FILES = ("files.txt", "idxmap.txt")
 
@@ -98,7 +98,7 @@ def layer_by_name(net_param, names):
 
 def check_caffenet(nets, results):
     """The rendered nets are the paper's CaffeNet: 227 crops, fc8 of 1000 outputs (train and val)."""
-    from . import caffeenv  # lazy, as everywhere: protobuf classes load with the Caffe build
+    from .. import caffeenv  # lazy, as everywhere: protobuf classes load with the Caffe build
     pb2, wrong = caffeenv.caffe_pb2(), []
     for net in nets:
         for phase in ("train", "val"):

@@ -1,4 +1,4 @@
-"""`xfer demo --full`: every figure of the paper in miniature, on top of what xfer/demo.py does.
+"""`xfer demo --full`: every figure of the paper in miniature, on top of what xfer/studies/demo.py does.
 
 Beyond the quick demo's nets (Figure 2 for one seed), --full trains, all asked of the registry by family:
   Figure 2   the paper's 4 random splits (seeds 0..3): base A and B, BnB, BnB+, AnB, AnB+ for n = 1..7 per seed
@@ -10,10 +10,10 @@ figures and a table of the miniature's numbers beside the paper's (when the pape
 """
 from pathlib import Path
 
-from .nets import registry
-from .paths import paper_results, write_text_atomic
-from .progress import say
-from .report import compare, figures, summary
+from ..nets import registry
+from ..paths import paper_results, write_text_atomic
+from ..progress import say
+from ..report import compare, figures, summary
 
 SUITE = "mini"
 FULL_SEEDS = (0, 1, 2, 3)  # the paper's four random splits

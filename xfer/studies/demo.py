@@ -9,8 +9,8 @@ Each step is the stage a full-scale run uses, called on a small tree under --out
   train   bases, then selffer BnB/BnB+ and transfer AnB/AnB+ for n = 1..7 on CPU slots (`xfer run`)
   report  the summary table and the paper's Figure 2                                  (`xfer summary`, `xfer plot`)
   layers  linear CKA against base B and linear probes of base A, layer by layer    (`xfer similarity`, `xfer probe`)
-`--full` (xfer/demo_full.py) adds the paper's 4 splits, Figure 3's and the reduced figure's nets, their figures and
-a table beside the paper's numbers.
+`--full` (xfer/studies/demo_full.py) adds the paper's 4 splits, Figure 3's and the reduced figure's nets, their
+figures and a table beside the paper's numbers.
 Every step keeps what is done, so running it again only does what is missing.
 """
 import json
@@ -18,17 +18,19 @@ import shutil
 import time
 from pathlib import Path
 
-from . import caffeenv, demo_full, tasks
-from .analysis import layerwise
-from .data import databases, fashion, lists, splits  # noqa: F401  (fashion: tests read DEBIAN_DIR)
-from .errors import XferError
-from .nets import registry, render
-from .paths import cache_dir, write_text_atomic
-from .progress import say
-from .report import figures, summary
-from .run.backends.local import LocalRunner
-from .run.netdir import read_status
-from .run.runner import plan
+from .. import caffeenv
+from . import demo_full, tasks
+from ..analysis import layerwise
+from ..data import databases, lists, splits
+from . import fashion  # noqa: F401  (tests read DEBIAN_DIR)
+from ..errors import XferError
+from ..nets import registry, render
+from ..paths import cache_dir, write_text_atomic
+from ..progress import say
+from ..report import figures, summary
+from ..run.backends.local import LocalRunner
+from ..run.netdir import read_status
+from ..run.runner import plan
 
 SUITE = "mini"
 ALL_N = tuple(range(1, 8))

@@ -1,7 +1,7 @@
 """`xfer rehearse`: the paper's pipeline at full size on an ImageNet-shaped tree, in minutes, before a real run.
 
 It runs the commands a user runs, as subprocesses (`python -m xfer.cli ...`), each into a log under <out>/logs/:
-  images   1000 WordNet classes, a few JPEGs each, ILSVRC val names       (xfer.data.imagenet_shaped)
+  images   1000 WordNet classes, a few JPEGs each, ILSVRC val names       (xfer.studies.imagenet_shaped)
   lists    `xfer imagenet-lists --train --val --val-labels`
   splits   `xfer splits` (random halves, natman from WordNet, reduced), then the same into a second data folder
   db       `xfer db` for the datasets (and means) the rehearsed nets read
@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import rehearsal_checks as checks
-from .data import imagenet_shaped
-from .errors import XferError
-from .logs.tail import read_tail
-from .nets import registry
-from .paths import cache_dir, write_text_atomic
-from .progress import say
+from . import imagenet_shaped
+from ..errors import XferError
+from ..logs.tail import read_tail
+from ..nets import registry
+from ..paths import cache_dir, write_text_atomic
+from ..progress import say
 
 SUITE = "paper"
 # One net of every kind the paper trains: a base pair of split 0, a transfer (frozen 1..3) and a fine-tuned transfer

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .data import fashion, glyphs
-from .errors import XferError
-from .nets import registry
+from . import fashion, glyphs
+from ..errors import XferError
+from ..nets import registry
 
 
 @dataclass(frozen=True)
