@@ -84,3 +84,40 @@ def test_the_layout_check_sees_a_spelled_name(tmp_path):
     module = tmp_path / "m.py"
     module.write_text('"""Writes xfer_status.json."""\nSTATUS = "xfer_status.json"  # the status\nX = "other.json"\n')
     assert spelled_names(module, {"xfer_status.json", "basenet"}) == [(2, "xfer_status.json")]
+
+
+def imports_of(path, root=ROOT) -> set:
+    """The xfer modules a file imports (absolute names), from its relative and absolute import lines."""
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
+    found = set()
+    pattern = r"^\s*from (\.*)([\w.]*) import (?:\(([^)]*)\)|([\w, ]+))"
+    for dots, name, wrapped, names in re.findall(pattern, path.read_text(), re.M):
+        names = re.sub(r"#.*", "", wrapped or names)  # a wrapped list may carry a comment on each line
+        base = package.split(".")[:len(package.split(".")) - len(dots) + 1] if dots else []
+        module = ".".join(base + ([name] if name else []))
+        found |= {module} | {f"{module}.{n.strip()}" for n in names.split(",") if n.strip()}
+    return {m for m in found if m.startswith("xfer")}
+
+
+def test_only_the_cli_reaches_the_studies_and_no_study_imports_another():
+    """The stages sit below the studies (a stage importing a study would turn the data flow around), and the
+    studies share their steps through xfer/studies/pipeline.py, not through each other."""
+    stages = [p for p in (ROOT / "xfer").rglob("*.py") if not {"cli", "studies"} & set(p.relative_to(ROOT).parts)]
+    assert [str(p.relative_to(ROOT)) for p in stages if any(m.startswith("xfer.studies") for m in imports_of(p))] == []
+    studies = {"xfer.studies.demo", "xfer.studies.recipes", "xfer.studies.rehearse"}
+    crossing = {p.stem: imports_of(p) & (studies - {f"xfer.studies.{p.stem}"})
+                for p in (ROOT / "xfer" / "studies").glob("*.py")}
+    assert {study: found for study, found in crossing.items() if found} == {}
+    assert "xfer.studies.pipeline" in imports_of(ROOT / "xfer" / "studies" / "recipes.py")
+
+
+def test_the_import_reader_sees_relative_and_absolute_imports(tmp_path):
+    (tmp_path / "xfer" / "nets").mkdir(parents=True)
+    wrapped = tmp_path / "xfer" / "nets" / "wrapped.py"
+    wrapped.write_text("from ..studies import (demo,  # a comment\n    recipes)\nfrom . import arch\n")
+    assert imports_of(wrapped, tmp_path) >= {"xfer.studies.demo", "xfer.studies.recipes", "xfer.nets.arch"}
+    assert "xfer.studies.demo" in imports_of(ROOT / "xfer" / "cli" / "demo.py")
+    assert "xfer.studies.pipeline" in imports_of(ROOT / "xfer" / "studies" / "demo.py")
+    assert "xfer.nets.registry" in imports_of(ROOT / "xfer" / "studies" / "pipeline.py")
+    assert "xfer.caffeenv" in imports_of(ROOT / "xfer" / "studies" / "pipeline.py")
+    assert "xfer.studies.demo" in imports_of(ROOT / "tests" / "test_demo.py")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from xfer.studies import demo
 from xfer.nets import registry
+from xfer.studies import demo, fashion
 
 pytestmark = pytest.mark.caffe
 QUICK_NETS = demo.net_names([0], demo.QUICK_N)
@@ -23,8 +23,8 @@ def run_demo(out, *extra):
 
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
-    if not demo.fashion.DEBIAN_DIR.is_dir():
-        pytest.fail(f"{demo.fashion.DEBIAN_DIR} is missing: `make setup` installs dataset-fashion-mnist")
+    if not fashion.DEBIAN_DIR.is_dir():
+        pytest.fail(f"{fashion.DEBIAN_DIR} is missing: `make setup` installs dataset-fashion-mnist")
     out = tmp_path_factory.mktemp("demo")
     proc = run_demo(out)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

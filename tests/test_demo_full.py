@@ -14,7 +14,7 @@ from helpers import xfer
 from xfer import progress
 from xfer.nets import registry, render
 from xfer.report import draw, summary
-from xfer.studies import demo, demo_full
+from xfer.studies import demo, demo_full, pipeline
 
 pytestmark = pytest.mark.caffe
 FULL = demo.demo_names(demo_full.FULL_SEEDS, full=True)
@@ -75,7 +75,7 @@ def small_tree(tmp_path_factory, caffe):
     nets = [registry.get(name, "mini") for name in TRAINED]
     render.render(nets, root / "results", data, backend="lmdb", overrides=TINY_OVERRIDES)
     with progress.reporting(lambda line, err=False: None):
-        assert demo.train_nets(root / "results", nets, slots=2) == 0
+        assert pipeline.train_nets(root / "results", nets, slots=2) == 0
     return root
 
 

@@ -7,10 +7,10 @@ import sys
 import pytest
 from conftest import TINY_OVERRIDES
 
-from xfer.studies import recipes
 from xfer.errors import XferError
 from xfer.nets import registry, render
 from xfer.report import summary
+from xfer.studies import recipes
 
 
 def solver_value(folder, key):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xfer.studies import rehearsal_checks, rehearse
 from xfer.data import wordnet
 from xfer.nets import registry
+from xfer.studies import rehearsal_checks, rehearse
 
 pytestmark = pytest.mark.caffe
 FAMILIES = {"base", "transfer", "transfer-ft", "natman-base", "natman-transfer", "nolearn", "netbase", "reduced"}

@@ -1,7 +1,7 @@
 """`xfer images`: a miniature's images from Debian packages, its lists, splits and databases (xfer/studies/tasks.py)."""
 from pathlib import Path
 
-from ..studies import demo
+from ..studies import pipeline
 from ..errors import XferError
 from ..nets import registry
 from ..paths import cache_dir
@@ -21,8 +21,8 @@ def per_class(text):
 
 def run(args) -> int:
     out = Path(args.out) if args.out else cache_dir() / registry.suite(args.suite).work / "data-tree"
-    data = demo.make_data(out, args.suite, demo.parse_seeds(args.seeds),
-                          per_class(args.per_class) if args.per_class else None, db=not args.no_db)
+    data = pipeline.make_data(out, args.suite, pipeline.parse_seeds(args.seeds),
+                              per_class(args.per_class) if args.per_class else None, db=not args.no_db)
     print(f"data dir: {data} (render with: xfer render --suite {args.suite} --data-dir {data})")
     return 0
 

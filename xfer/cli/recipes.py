@@ -1,7 +1,7 @@
 """`xfer recipe-search`: train mini recipes; which of the paper's Figure 2 effects show (xfer/studies/recipes.py)."""
 import os
 
-from ..studies import demo, recipes
+from ..studies import pipeline, recipes
 from ..nets import overrides, registry
 
 
@@ -17,7 +17,7 @@ def run_search(args) -> int:
     if args.table:
         print(recipes.measured_table(args.out, args.suite), end="")
         return 0
-    recipes.search(names_of(args.recipes, args.suite), demo.parse_seeds(args.seeds), args.out, args.data,
+    recipes.search(names_of(args.recipes, args.suite), pipeline.parse_seeds(args.seeds), args.out, args.data,
                    overrides.parse_assignments(args.set), args.slots, args.suite)
     return 0
 

@@ -1,12 +1,14 @@
 """`xfer demo`: the whole study in miniature on Fashion-MNIST, on a CPU, through the kit's own stages.
 
-Each step is the stage a full-scale run uses, called on a small tree under --out:
-  images  Debian's dataset-fashion-mnist -> <out>/images/{train,val}/NN_<class>/*.png   (xfer.fashion)
+Its data and training are the mini pipeline's (xfer/studies/pipeline.py), each step the stage a full-scale run uses,
+called on a small tree under --out:
+  images  Debian's dataset-fashion-mnist -> <out>/images/{train,val}/NN_<class>/*.png   (xfer/studies/fashion.py)
   lists   the image tree -> whole_train / whole_valid lists                           (`xfer imagenet-lists`)
   splits  random halves per seed, the natman analogue, reduced volumes                (`xfer splits`)
   db      LMDBs and mean files of the datasets the nets read                          (`xfer db`)
   render  the mini suite's nets from the registry and templates                       (`xfer render`)
   train   bases, then selffer BnB/BnB+ and transfer AnB/AnB+ for n = 1..7 on CPU slots (`xfer run`)
+then its own:
   report  the summary table and the paper's Figure 2                                  (`xfer summary`, `xfer plot`)
   layers  linear CKA against base B and linear probes of base A, layer by layer    (`xfer similarity`, `xfer probe`)
 `--full` (xfer/studies/demo_full.py) adds the paper's 4 splits, Figure 3's and the reduced figure's nets, their
@@ -14,25 +16,19 @@ figures and a table beside the paper's numbers.
 Every step keeps what is done, so running it again only does what is missing.
 """
 import json
-import shutil
 import time
 from pathlib import Path
 
-from .. import caffeenv
-from . import demo_full, tasks
 from ..analysis import layerwise
-from ..data import databases, lists, splits
-from . import fashion  # noqa: F401  (tests read DEBIAN_DIR)
 from ..errors import XferError
-from ..nets import registry, render
+from ..nets import registry
 from ..paths import cache_dir, write_text_atomic
 from ..progress import say
 from ..report import figures, summary
-from ..run.backends.local import LocalRunner
 from ..run.netdir import read_status
-from ..run.runner import plan
+from . import demo_full, pipeline
+from .pipeline import SUITE, done, step
 
-SUITE = "mini"
 ALL_N = tuple(range(1, 8))
 QUICK_N = (1, 4, 7)  # the ends and the middle of the curve: enough for a smoke run of every family
 # BnB, BnB+, AnB, AnB+: the registry families of the transfers the demo trains, each onto half B
@@ -45,110 +41,7 @@ def default_out() -> Path:
 
 def net_names(seeds, layers) -> list:
     """The demo's nets: both bases of each seed, then BnB, BnB+, AnB, AnB+ at each layer n (asked of the registry)."""
-    return [name for seed in seeds for name in split_names(seed, {family: layers for family in FAMILIES})]
-
-
-def split_names(seed, layers_by_family, suite=SUITE) -> list:
-    """Both bases of one seed's split, then each family's nets onto half B at its layers n, in that order."""
-    split = [net for net in registry.nets(suite) if net.split == str(seed)]
-    names = [net.name for net in split if net.family == "base"]
-    for family, layers in layers_by_family.items():
-        onto_b = {net.n: net.name for net in split if net.family == family and registry.trained_half(net) == "B"}
-        names += [onto_b[n] for n in layers]
-    return names
-
-
-def step(title):
-    say(f"\n== {title}")
-    return time.monotonic()
-
-
-def done(started, what=""):
-    say(f"   {what + ' ' if what else ''}({time.monotonic() - started:.1f} s)")
-
-
-def make_images(out, suite=SUITE, per_class=None) -> Path:
-    task = tasks.of_suite(suite)
-    started = step(f"images: {task.title} as an ImageNet-style tree")
-    counts = task.write_image_tree(out / "images", per_class)
-    done(started, f"{counts['train']} train and {counts['val']} val images in {out / 'images'}")
-    return out / "images"
-
-
-def make_lists(images, data, seeds, suite=SUITE) -> None:
-    started = step("lists and splits: whole lists, random halves, natman analogue, reduced volumes")
-    info = lists.write_whole_lists_from_folders(images / "train", images / "val", data)
-    for seed in seeds:
-        splits.make_random_halves(data, seed)
-        say(f"   seed {seed}: A = {class_names(data, 'half%dA' % seed, suite)}")
-        say(f"           B = {class_names(data, 'half%dB' % seed, suite)}")
-    splits.make_natman(data, natural_classes=tasks.of_suite(suite).natural_classes())
-    splits.make_reduced(data, counts=registry.suite(suite).reduced_levels[:-1])  # the last level is whole_train itself
-    done(started, f"{len(info['classes'])} classes, {info['train']} train / {info['valid']} val images, "
-                  f"lists in {data}")
-
-
-def class_names(data, half, suite=SUITE, shown=12) -> str:
-    """The classes of a half, from its idxmap (old label -> new label); the first `shown` of a long list."""
-    lines = (data / f"{half}_train" / "idxmap.txt").read_text().splitlines()
-    old = [int(line.split()[0]) for line in lines if line.strip() and not line.startswith("#")]
-    names = tasks.of_suite(suite).class_names()
-    more = f" ... ({len(old)} classes)" if len(old) > shown else ""
-    return ", ".join(names[i] for i in old[:shown]) + more
-
-
-def make_databases(data, nets) -> None:
-    started = step("db: LMDBs and mean files")
-    names = registry.datasets_of(nets)
-    databases.build_databases(data, datasets=names, backend="lmdb", resize=0, gray=True)
-    done(started, f"{len(names)} datasets")
-
-
-def make_data(out, suite=SUITE, seeds=(0,), per_class=None, db=True) -> Path:
-    """`xfer images`: a miniature's image tree, lists and splits (and the databases of every net of the seeds'
-    splits, the natman halves, the whole and reduced sets) under `out`; returns its data dir."""
-    out, data = Path(out), Path(out) / "data"
-    make_lists(make_images(out, suite, per_class), data, seeds, suite)
-    if db:
-        keep = {str(seed) for seed in seeds} | {"natman", None}
-        make_databases(data, [net for net in registry.nets(suite) if net.split in keep])
-    return data
-
-
-def render_nets(results, data, nets, force=False) -> None:
-    started = step(f"render: {len(nets)} nets of the {SUITE} suite")
-    if force:
-        for folder in outdated(results, data, nets):
-            # Its logs and snapshots come from the old recipe: mixed into the new figure they would mislead.
-            say(f"   the recipe of {folder.name} changed: its folder is removed and it trains again")
-            shutil.rmtree(folder)
-    render.render(nets, results, data)
-    done(started, f"into {results}")
-
-
-def outdated(results, data, nets) -> list:
-    """Folders of nets whose recipe (rendered prototxts, mean and data links) differs from what the registry and
-    templates give now, and of the nets built on them (their frozen layers came from the old base). `nets` lists
-    bases first."""
-    names = set()
-    for net in nets:
-        changed = render.plan_net(net, results / net.name, data).recipe_changes()
-        if changed or names.intersection(registry.dependencies(net)):
-            names.add(net.name)
-    return [results / net.name for net in nets if net.name in names and (results / net.name).exists()]
-
-
-def train_nets(results, nets, slots, suite=SUITE) -> int:
-    started = step(f"train: {len(nets)} nets, {slots} at once on CPU slots")
-    todo, finished = plan([net.name for net in nets], suite, results)
-    if finished:
-        say(f"   finished already: {len(finished)} nets")
-    env, line = caffeenv.pinned_blas_env()
-    say(f"   {line}")
-    runner = LocalRunner(todo, results, [None] * slots, env=env)
-    code = runner.run() if todo else 0
-    done(started)
-    return code
+    return [name for seed in seeds for name in pipeline.split_names(seed, {family: layers for family in FAMILIES})]
 
 
 def report(results, out, names) -> dict:
@@ -232,11 +125,10 @@ def run_demo(out=None, seeds=(0,), quick=False, slots=1, force=False, full=False
     started = time.monotonic()
     say(f"xfer demo{' --full' if full else ''}: {len(nets)} nets (seeds {','.join(map(str, seeds))}, "
         f"n = {','.join(map(str, QUICK_N if quick else ALL_N))}) in {out}")
-    images = make_images(out)
-    make_lists(images, data, seeds)
-    make_databases(data, nets)
-    render_nets(results, data, nets, force)
-    code = train_nets(results, nets, slots)
+    pipeline.make_lists(pipeline.make_images(out), data, seeds)
+    pipeline.make_databases(data, nets)
+    pipeline.render_nets(results, data, nets, force)
+    code = pipeline.train_nets(results, nets, slots)
     outcome = report(results, out, names)
     if full:
         extra = demo_full.report_full(outcome["shown"], out, [n for n in names if not is_base_a(n)], paper)
@@ -270,14 +162,4 @@ def choose_seeds(text, quick=False, full=False) -> list:
     if full and (text is not None or quick):
         raise XferError("--full trains the paper's 4 random splits (seeds 0..3) at every n = 1..7",
                         fix="leave out --seeds and --quick with --full (or --full, for a part of the study)")
-    return list(demo_full.FULL_SEEDS) if full else parse_seeds("0" if text is None else text)
-
-
-def parse_seeds(text) -> list:
-    try:
-        seeds = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError as exc:
-        raise XferError(f"--seeds wants seed numbers like 0 or 0,1 (got {text!r})") from exc
-    if not seeds or any(s not in range(4) for s in seeds):
-        raise XferError(f"--seeds: the paper's random halves have seeds 0..3 (got {text!r})")
-    return seeds
+    return list(demo_full.FULL_SEEDS) if full else pipeline.parse_seeds("0" if text is None else text)

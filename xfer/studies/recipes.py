@@ -1,7 +1,8 @@
 """`xfer recipe-search`: look for a mini recipe in which the paper's four Figure 2 effects show, and say honestly
 which do. A recipe is a set of render overrides (`xfer render --set`: schedule, upper-layer width, dropout, a longer
-budget for the bases alone); each is trained on the demo's data for the seeds asked, through the demo's own stages,
-into `<out>/<recipe>/results`, and measured with the same summary numbers as Figure 2.
+budget for the bases alone); each is trained on the suite's data for the seeds asked, through the mini pipeline the
+demo uses (xfer/studies/pipeline.py), into `<out>/<recipe>/results`, and measured with the same summary numbers as
+Figure 2.
 
 The four effects, per seed, as paired differences on the same half B (percentage points of top-1):
   specificity   AnB at n = 1 minus AnB at n = 7                     (the paper: transfer falls with n)
@@ -23,15 +24,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import demo
 from ..errors import XferError
 from ..nets import overrides as override_values
-from ..nets import registry, render
+from ..nets import registry
 from ..paths import cache_dir, write_text_atomic
 from ..progress import say
 from ..report import summary
+from . import pipeline
 
-SUITE = "mini"
+SUITE = pipeline.SUITE
 MIN_SEEDS = 3
 # The nets each seed needs: family -> the layers n it is trained at (every transfer onto half B, as in Figure 2;
 # both bases always, so "base" lists no layers).
@@ -90,9 +91,9 @@ def get(name, suite=SUITE) -> Recipe:
 
 
 def net_names(seed, suite=SUITE) -> list:
-    """Both bases of the seed, then each probed family's nets onto half B (the demo's selection, asked of the
+    """Both bases of the seed, then each probed family's nets onto half B (the mini pipeline's selection, asked of the
     registry)."""
-    return demo.split_names(seed, PROBES, suite)
+    return pipeline.split_names(seed, PROBES, suite)
 
 
 def find(numbers, seed, family, n=None, suite=SUITE):
@@ -153,8 +154,8 @@ def prepare_data(out, seeds, data=None, suite=SUITE) -> Path:
         return Path(data)
     data = out / "data"
     nets = [registry.get(name, suite) for seed in seeds for name in net_names(seed, suite)]
-    demo.make_lists(demo.make_images(out, suite), data, seeds, suite)
-    demo.make_databases(data, nets)
+    pipeline.make_lists(pipeline.make_images(out, suite), data, seeds, suite)
+    pipeline.make_databases(data, nets)
     return data
 
 
@@ -164,8 +165,8 @@ def train_recipe(recipe, out, data, seeds, extra, slots, suite=SUITE) -> Path:
     nets = [registry.get(name, suite) for seed in seeds for name in net_names(seed, suite)]
     used = dict(recipe.overrides, **extra)
     say(f"\n== recipe {recipe.name} ({override_values.describe(used)}): {len(nets)} nets into {results}")
-    render.render(nets, results, data, overrides=used)
-    code = demo.train_nets(results, nets, slots, suite)
+    pipeline.render_nets(results, data, nets, overrides=used)
+    code = pipeline.train_nets(results, nets, slots, suite)
     if code:
         raise XferError(f"recipe {recipe.name}: a net failed to train (exit {code})", path=results,
                         fix="see `xfer status --results " + str(results) + "` and the net's caffe log")
