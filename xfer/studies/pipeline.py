@@ -139,10 +139,8 @@ def train_nets(results, nets, slots, suite=SUITE) -> int:
         say(f"   finished already: {len(finished)} nets")
     env, line = caffeenv.pinned_blas_env()
     say(f"   {line}")
-    backend = backends.get("local")(backends.RunOptions(cpu=True, own={"slots": slots}))
+    backend = backends.get("local")(backends.RunOptions(cpu=True, own={"slots": slots}, env=env))
     jobs = backend.submit(todo, finished, results)
-    if jobs is not None:
-        jobs.env.update(env)  # the local runner gives these entries to every trainer it starts
     code = backend.wait(jobs, todo, results)
     done(started)
     return code

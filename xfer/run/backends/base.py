@@ -35,6 +35,8 @@ class RunOptions:
     dry_run: bool = False            # print the plan (and the job scripts) only
     retries: int = DEFAULT_RETRIES   # per net: tries again after a failure that may pass (xfer/run/failures.py)
     own: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)  # local trainers get these too (the studies' pinned BLAS); sbatch passes
+    # the submitting environment on by itself
 
 
 @dataclass(frozen=True)

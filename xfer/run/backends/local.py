@@ -168,7 +168,7 @@ class LocalBackend(Backend):
         say(f"{len(todo)} to train, {len(devices)} at once on {where}")
         if self.options.dry_run or not todo:
             return None
-        return LocalRunner(todo, results, devices, retries=self.options.retries)
+        return LocalRunner(todo, results, devices, env=self.options.env, retries=self.options.retries)
 
     def wait(self, jobs, todo, results) -> int:
         return jobs.run() if jobs is not None else 0
