@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from xfer import caffeenv, demo
+from xfer import caffeenv
+from xfer.studies import demo
 from xfer.nets import registry
 
 ROOT = Path(__file__).resolve().parent.parent
