@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -141,8 +142,8 @@ def prepare(work: Path, n: int) -> dict:
 
 def worker(prototxt: str, batches: int) -> None:
     """In its own process: forward the data-only net, print img/s of the timed batches and the last one's hash."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    import caffe
+    from xfer import caffeenv
+    caffe = caffeenv.import_caffe()  # XFER_CAFFE_PREFIX's pycaffe when set, as its tools build the databases
     caffe.set_mode_cpu()
     caffe.set_random_seed(1)
     net = caffe.Net(prototxt, caffe.TRAIN)
@@ -158,13 +159,48 @@ def worker(prototxt: str, batches: int) -> None:
                       "cpu_ms_per_img": 1000 * cpu / (batches * BATCH), "sha256": digest}))
 
 
-def measure(prototxt: Path, threads: int, batches: int) -> dict:
-    env = dict(os.environ, CAFFE_DATA_THREADS=str(threads))
-    proc = subprocess.run([sys.executable, __file__, "--worker", str(prototxt), str(batches)], capture_output=True,
-                          text=True, env=env)
+def start(prototxt: Path, threads: int, batches: int) -> subprocess.Popen:
+    # OPENBLAS_NUM_THREADS=1: a data-only net does no BLAS, and the idle pools of numpy's and scipy's OpenBLAS
+    # would otherwise wake on the cores the layer's threads are measured on.
+    env = dict(os.environ, CAFFE_DATA_THREADS=str(threads), OPENBLAS_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, __file__, "--worker", str(prototxt), str(batches)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish(proc: subprocess.Popen, what: str) -> dict:
+    out, err = proc.communicate()
     if proc.returncode != 0:
-        sys.exit(f"bench_datalayer: {prototxt.stem} at {threads} threads failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        sys.exit(f"bench_datalayer: {what} failed:\n{err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def measure(prototxt: Path, threads: int, batches: int) -> dict:
+    return finish(start(prototxt, threads, batches), f"{prototxt.stem} at {threads} threads")
+
+
+def reader_copy(net: Path, k: int) -> Path:
+    """Reader k's net for processes side by side: the net itself for k = 0 and wherever several processes may read
+    one database; for LevelDB (one process at a time) a net on a copy of the dataset folder, made once."""
+    text = net.read_text()
+    if k == 0 or "backend: LEVELDB" not in text:
+        return net
+    folder = Path(re.search(r'source: "([^"]+)"', text).group(1)).parent
+    copy = folder.with_name(f"{folder.name}.reader{k}")
+    if not copy.exists():
+        shutil.copytree(folder, copy.with_name(copy.name + ".part"))
+        copy.with_name(copy.name + ".part").rename(copy)
+    copied = net.with_name(f"{net.stem}.reader{k}.prototxt")
+    copied.write_text(text.replace(f"{folder}/", f"{copy}/"))
+    return copied
+
+
+def side_by_side(net: Path, procs: int, batches: int) -> dict:
+    """procs one-thread processes at once: what the machine gives that many separate upstream layers (their cores
+    share memory and caches), the ceiling procs threads of one layer can reach. img/s summed, CPU per image of all."""
+    runs = [start(reader_copy(net, k), 1, batches) for k in range(procs)]
+    rows = [finish(p, f"{net.stem}: {procs} one-thread processes side by side") for p in runs]
+    return {"img_s": sum(r["img_s"] for r in rows), "cores": sum(r["cores"] for r in rows),
+            "cpu_ms_per_img": sum(r["cpu_ms_per_img"] for r in rows) / procs}
 
 
 def threads_for(img_s: float, cpu_ms_per_img: float) -> int:
@@ -180,22 +216,49 @@ def load() -> str:
 def report(results: dict, disk: dict, threads: list) -> None:
     top = threads[-1]
     head = " | ".join(f"{t} thr img/s (cores)" for t in threads)
-    print(f"\n| mode | disk/image | {head} | {top} thr / 1 thr | CPU ms/img at 1 / {top} thr "
-          f"| threads for {H100_IMG_S:,} img/s | for {NODE_GPUS} nets | load at start/end |")
-    print("|---" * (len(threads) + 7) + "|")
+    print(f"\n| mode | disk/image | {head} | {top} thr / 1 thr | {top} one-thread processes side by side / 1 thr "
+          f"| CPU ms/img at 1 / {top} thr | threads for {H100_IMG_S:,} img/s | for {NODE_GPUS} nets "
+          f"| load at start/end |")
+    print("|---" * (len(threads) + 8) + "|")
     for mode, rows in results.items():
         best = {t: max(rows[t], key=lambda r: r["img_s"]) for t in threads}
         ratio = best[top]["img_s"] / best[1]["img_s"]
+        apart = max(rows["apart"], key=lambda r: r["img_s"])
         # CPU per image at the highest count measured: includes what the pool costs beyond one thread.
         need = threads_for(H100_IMG_S, best[top]["cpu_ms_per_img"])
         cells = " | ".join(f"{best[t]['img_s']:,.0f} ({best[t]['cores']:.2f})" for t in threads)
         cpu = f"{best[1]['cpu_ms_per_img']:.2f} / {best[top]['cpu_ms_per_img']:.2f}"
-        print(f"| {mode} | {disk[mode] / 1000:.1f} kB | {cells} | {ratio:.2f}x | {cpu} | {need} | {NODE_GPUS * need} "
-              f"| {rows['load'][0]} → {rows['load'][-1]} |")
+        print(f"| {mode} | {disk[mode] / 1000:.1f} kB | {cells} | {ratio:.2f}x "
+              f"| {apart['img_s']:,.0f} ({apart['cores']:.2f}): {apart['img_s'] / best[1]['img_s']:.2f}x | {cpu} "
+              f"| {need} | {NODE_GPUS * need} | {rows['load'][0]} → {rows['load'][-1]} |")
     print(f"\ncores: CPU seconds of the process per wall second; below the thread count, the machine did not give "
-          f"the threads their cores (other load), and the ratio says little. threads for {H100_IMG_S:,} img/s = "
-          f"img/s x CPU per image at {top} threads, in cores like this machine's, each net's pool its own (its "
-          f"prefetch thread is one of them).")
+          f"the threads their cores (other load), and the ratio says little. Side by side: {top} separate Caffe "
+          f"processes at one thread each (upstream's loop), img/s summed: what this machine's cores give when they "
+          f"share its memory and caches, the ceiling of {top} threads of one layer. threads for {H100_IMG_S:,} "
+          f"img/s = img/s x CPU per image at {top} threads, in cores like this machine's, each net's pool its own "
+          f"(its prefetch thread is one of them).")
+
+
+def bench_mode(mode: str, net: Path, threads: list, args) -> dict:
+    """Rounds of every thread count, then the processes side by side, one after another (the same machine for
+    each); the last batch must be the same at every thread count."""
+    rows = {t: [] for t in threads}
+    rows["apart"], rows["load"] = [], [load()]
+    for _ in range(args.rounds):
+        for t in threads:
+            rows[t].append(measure(net, t, args.batches))
+            r = rows[t][-1]
+            print(f"  {mode:15s} {t} thread(s): {r['img_s']:8,.0f} img/s on {r['cores']:.2f} cores, "
+                  f"{r['cpu_ms_per_img']:.2f} ms CPU per image  (load {load()})", flush=True)
+        rows["apart"].append(side_by_side(net, threads[-1], args.batches))
+        r = rows["apart"][-1]
+        print(f"  {mode:15s} {threads[-1]} processes of 1 thread side by side: {r['img_s']:8,.0f} img/s on "
+              f"{r['cores']:.2f} cores", flush=True)
+    rows["load"].append(load())
+    digests = {r["sha256"] for t in threads for r in rows[t]}
+    if len(digests) != 1:
+        sys.exit(f"bench_datalayer: {mode}: the last batch differs between thread counts")
+    return rows
 
 
 def main() -> None:
@@ -227,19 +290,7 @@ def main() -> None:
         results, disk = {}, {}
         for mode in modes:
             net, disk[mode] = nets[mode]
-            rows = {t: [] for t in threads}
-            rows["load"] = [load()]
-            for _ in range(args.rounds):
-                for t in threads:
-                    rows[t].append(measure(net, t, args.batches))
-                    r = rows[t][-1]
-                    print(f"  {mode:15s} {t} thread(s): {r['img_s']:8,.0f} img/s on {r['cores']:.2f} cores, "
-                          f"{r['cpu_ms_per_img']:.2f} ms CPU per image  (load {load()})", flush=True)
-            rows["load"].append(load())
-            digests = {r["sha256"] for t in threads for r in rows[t]}
-            if len(digests) != 1:
-                sys.exit(f"bench_datalayer: {mode}: the last batch differs between thread counts")
-            results[mode] = rows
+            results[mode] = bench_mode(mode, net, threads, args)
         report(results, disk, threads)
     finally:
         if not args.dir:

@@ -1,4 +1,5 @@
 """The foundation: the real Caffe binaries and pycaffe that `make setup` builds, exercised end to end."""
+import os
 import re
 import subprocess
 import sys
@@ -161,3 +162,21 @@ def test_resume_from_solverstate_continues_at_its_iteration(caffe, caffe_tool, t
     assert iterations[0] == 8 and iterations[-1] >= 11, iterations
     state = caffe.proto.caffe_pb2.SolverState.FromString((tmp_path / "tiny_iter_12.solverstate").read_bytes())
     assert state.iter == 12
+
+
+def test_xfer_caffe_prefix_brings_its_own_pycaffe(tmp_path):
+    """XFER_CAFFE_PREFIX points the tools at another build (a dev build, the CUDA build of tools/gpu_check.sh); pycaffe
+    must then come from that build too, not from the venv's .pth (bench_datalayer once timed the linked build's
+    layer on databases the other build wrote). A prefix without pycaffe leaves the linked one."""
+    from xfer import caffeenv
+    linked = caffeenv.prefix()
+    other = tmp_path / "other-build"
+    (other / "lib" / "python3").mkdir(parents=True)
+    (other / "lib" / "python3" / "dist-packages").symlink_to(linked / "lib" / "python3" / "dist-packages")
+    (other / "bin").symlink_to(linked / "bin")
+    probe = "from xfer import caffeenv; print(caffeenv.import_caffe().__file__); print(caffeenv.tool('caffe'))"
+    for prefix, expect in ((other, other), (tmp_path / "no-pycaffe", linked)):
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                              env={**os.environ, "XFER_CAFFE_PREFIX": str(prefix)})
+        module, _tool = done.stdout.split()
+        assert module.startswith(str(expect / "lib" / "python3" / "dist-packages")), (prefix, module)

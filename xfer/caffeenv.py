@@ -53,10 +53,22 @@ def tool(name: str) -> str:
     raise XferError(f"Caffe tool `{name}` not found", fix=SETUP_FIX)
 
 
+def pycaffe_of_prefix():
+    """XFER_CAFFE_PREFIX's own pycaffe folder, or None: that variable points the tools at another build (a dev
+    build, the CUDA build), and pycaffe must come from the same build, not from the venv's .pth."""
+    if not os.environ.get("XFER_CAFFE_PREFIX"):
+        return None
+    folder = prefix() / "lib" / "python3" / "dist-packages"
+    return folder if (folder / "caffe" / "__init__.py").is_file() else None
+
+
 def import_caffe(quiet: bool = True):
-    """Import pycaffe (quietly: glog's INFO lines would drown the kit's own output)."""
+    """Import pycaffe (quietly: glog's INFO lines would drown the kit's own output), XFER_CAFFE_PREFIX's when set."""
     if quiet:
         os.environ.setdefault("GLOG_minloglevel", "2")
+    folder = pycaffe_of_prefix()
+    if folder is not None and str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
     try:
         import caffe  # noqa: F401  (pycaffe, linked into the venv by make setup)
     except ImportError as exc:
