@@ -1,4 +1,5 @@
 """The foundation: the real Caffe binaries and pycaffe that `make setup` builds, exercised end to end."""
+import json
 import os
 import re
 import subprocess
@@ -173,10 +174,12 @@ def test_xfer_caffe_prefix_brings_its_own_pycaffe(tmp_path):
     other = tmp_path / "other-build"
     (other / "lib" / "python3").mkdir(parents=True)
     (other / "lib" / "python3" / "dist-packages").symlink_to(linked / "lib" / "python3" / "dist-packages")
-    (other / "bin").symlink_to(linked / "bin")
-    probe = "from xfer import caffeenv; print(caffeenv.import_caffe().__file__); print(caffeenv.tool('caffe'))"
+    record = json.loads((linked / "build-info.json").read_text())
+    record["pythonpath"] = str(other / "lib" / "python3" / "dist-packages")
+    (other / "build-info.json").write_text(json.dumps(record))
+    probe = "from xfer import caffeenv; print(caffeenv.import_caffe().__file__)"
     for prefix, expect in ((other, other), (tmp_path / "no-pycaffe", linked)):
         done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                               env={**os.environ, "XFER_CAFFE_PREFIX": str(prefix)})
-        module, _tool = done.stdout.split()
+        module = done.stdout.strip()
         assert module.startswith(str(expect / "lib" / "python3" / "dist-packages")), (prefix, module)

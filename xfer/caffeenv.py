@@ -54,11 +54,15 @@ def tool(name: str) -> str:
 
 
 def pycaffe_of_prefix():
-    """XFER_CAFFE_PREFIX's own pycaffe folder, or None: that variable points the tools at another build (a dev
+    """XFER_CAFFE_PREFIX's own pycaffe folder, from that build's record (tools/build_caffe.sh writes its
+    `pythonpath`, which setup links into the venv), or None: the variable points the tools at another build (a dev
     build, the CUDA build), and pycaffe must come from the same build, not from the venv's .pth."""
     if not os.environ.get("XFER_CAFFE_PREFIX"):
         return None
-    folder = prefix() / "lib" / "python3" / "dist-packages"
+    record = prefix() / "build-info.json"
+    if not record.is_file():
+        return None
+    folder = Path(json.loads(record.read_text())["pythonpath"])
     return folder if (folder / "caffe" / "__init__.py").is_file() else None
 
 
