@@ -19,7 +19,7 @@ from ..errors import XferError
 from ..nets import registry, render
 from ..progress import say
 from ..run import backends
-from ..run.runner import plan
+from ..run.runner import plan, run_graph
 from . import tasks
 
 SUITE = "mini"
@@ -134,13 +134,13 @@ def train_nets(results, nets, slots, suite=SUITE) -> int:
     """Train what is not finished (bases first) through the local backend of `xfer run`, `slots` nets at once on
     the CPU, each Caffe with the pinned BLAS (caffeenv.pinned_blas_env: the same numbers on any AVX2 machine)."""
     started = step(f"train: {len(nets)} nets, {slots} at once on CPU slots")
-    todo, finished = plan([net.name for net in nets], suite, results)
+    names = [net.name for net in nets]
+    _todo, finished = plan(names, suite, results)
     if finished:
         say(f"   finished already: {len(finished)} nets")
     env, line = caffeenv.pinned_blas_env()
     say(f"   {line}")
-    backend = backends.get("local")(backends.RunOptions(cpu=True, own={"slots": slots}, env=env))
-    jobs = backend.submit(todo, finished, results)
-    code = backend.wait(jobs, todo, results)
+    # `xfer run`'s own path, its pre-start checks (rendered, labels, stale weights) included.
+    code = run_graph(names, suite, results, "local", backends.RunOptions(cpu=True, own={"slots": slots}, env=env))
     done(started)
     return code
