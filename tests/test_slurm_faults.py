@@ -135,3 +135,47 @@ def test_controller_restart_then_node_loss(slurm, tmp_path, tiny_render, monkeyp
     assert "Optimization stopped early." in logs[0].read_text()
     assert resumed == stopped["stopped_at"] and trained_twice(folder) == 0
     assert netdir.is_finished(registry.get("half0A", "mini"), out)
+
+
+def job_processes(job) -> list:
+    """Pids of every process of SLURM job `job` but its slurmstepd: what slurmstepd signals when it kills the job."""
+    found = []
+    for entry in (name for name in os.listdir("/proc") if name.isdigit()):
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            argv0 = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:  # gone meanwhile
+            continue
+        if f"SLURM_JOB_ID={job}".encode() in environ and not os.path.basename(argv0).startswith(b"slurmstepd"):
+            found.append(int(entry))
+    return found
+
+
+def test_a_sigterm_slurm_did_not_order_requeues_the_job(slurm, tmp_path, tiny_render):  # noqa: F811
+    """A kill SLURM queued for an earlier run of a job (its launch failed on a node that had just died) reaches the
+    node after the job has started there again: SIGTERM to every process of the job while the controller lists it
+    RUNNING. The job script requeues it (one try) instead of ending FAILED and cancelling its transfer."""
+    rate = iterations_per_second(tmp_path / "calibrate", tiny_render)
+    max_iter = max(500, int(rate * 20) // 100 * 100)
+    out = tiny_render(tmp_path / "results", ["half0B"], max_iter=max_iter, snapshot=0, test_interval=max_iter,
+                      display=10)
+    tiny_render(out, ["transfer0B0A_1_1"])
+    folder = out / "half0B"
+    assert xfer("run", "--backend", "slurm", "--suite", "mini", "--results", str(out), "--cpu",
+                "transfer0B0A_1_1").returncode == 0
+    base, transfer = job_id(out, "half0B"), job_id(out, "transfer0B0A_1_1")
+    wait_until(lambda: tail.log_files(folder) and "] Iteration" in tail.log_files(folder)[-1].read_text(), 60,
+               "half0B training")
+    for pid in job_processes(base):
+        os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: completed(transfer), 240, lambda: "the requeued base, then its transfer: "
+               + cluster_state(slurm, base))
+    base_job = check_transfer_after(out, "half0B", "transfer0B0A_1_1")
+    assert base_job["JobState"] == "COMPLETED" and int(base_job["Restarts"]) == 1
+    slurm_out = (folder / f".xfer_slurm-{base}.out").read_text()
+    assert f"SIGTERM that SLURM did not order for this run (job {base} still RUNNING at restart 0" in slurm_out
+    assert [t["reason"].split(" (")[0] for t in failures.tries(folder)] == ["SIGTERM that SLURM did not order for "
+                                                                            "this run"]
+    logs = tail.log_files(folder)
+    assert len(logs) == 2 and "Optimization stopped early." in logs[0].read_text()
+    assert trained_twice(folder) == 0  # Caffe snapshotted where the stray SIGTERM stopped it

@@ -1,4 +1,5 @@
-"""What a trainer inside a SLURM job asks the controller about its own job: whether SLURM has requeued it.
+"""What a trainer inside a SLURM job asks the controller about its own job: whether SLURM has requeued it, and
+whether SLURM ordered the SIGTERM that stopped it.
 
 When a node loses contact with the controller (its slurmd died, the network split), SLURM marks the node DOWN after
 SlurmdTimeout and requeues its jobs, while their processes may go on running there. When the node comes back, the
@@ -6,10 +7,20 @@ controller has slurmd kill them at once (SIGKILL: no snapshot), and the requeued
 periodic snapshot. A trainer that sees its job requeued under it stops first, with a snapshot at the current
 iteration, so the requeued run loses nothing. It asks every JOB_CHECK_SECONDS (one `scontrol` call); a controller
 that does not answer (restarting) is no news.
+
+A SIGTERM can also come that the controller did not order for this run: SLURM queues a kill for a run whose launch
+failed (its node had just died) and delivers it when the node answers again, by job id, so it stops the job's next
+run there. Left alone, that run ends with 143, the job FAILED and its dependents cancelled. The job script asks
+`python -m xfer.run.slurmjob FOLDER RETRIES` after any SIGTERM; it requeues the job when the controller still lists
+it RUNNING at this run's restart count (scancel sets CANCELLED first, a time limit TIMEOUT; a requeue, pre-emption
+or node failure raises the restart count), counting a try of the net's --retries so that it cannot loop.
 """
 import os
 import subprocess
+import sys
 import time
+
+from . import failures
 
 JOB_CHECK_SECONDS = float(os.environ.get("XFER_JOB_CHECK_SECONDS", "30"))
 
@@ -36,6 +47,29 @@ class JobWatch:
         return None
 
 
+def stray_stop(environ=None):
+    """A reason when the controller ordered no stop of the run in this environment (it lists the job RUNNING at
+    this run's restart count), else None; None outside SLURM and when the controller does not answer."""
+    environ = os.environ if environ is None else environ
+    job, restart = environ.get("SLURM_JOB_ID"), str(int(environ.get("SLURM_RESTART_COUNT") or 0))
+    fields = job_fields(job) if job else {}
+    if fields.get("JobState") != "RUNNING" or fields.get("Restarts") != restart:
+        return None
+    return (f"SIGTERM that SLURM did not order for this run (job {job} still RUNNING at restart {restart}: a kill "
+            "meant for an earlier run of it)")
+
+
+def main(argv=None) -> int:
+    """`python -m xfer.run.slurmjob FOLDER RETRIES`, run by the job script after a SIGTERM: prints why and exits 0
+    when the stop was stray and the net in FOLDER has a try left (it takes one), else exits 1."""
+    folder, retries = argv if argv is not None else sys.argv[1:]
+    reason = stray_stop()
+    if not reason or not failures.take_retry(folder, int(retries), reason):
+        return 1
+    print(f"{reason}; try {len(failures.tries(folder))} of {retries}")
+    return 0
+
+
 def job_fields(job) -> dict:
     """`scontrol show job -o JOB` as {Key: Value}; {} when the controller does not answer."""
     try:
@@ -49,3 +83,7 @@ def job_fields(job) -> dict:
         if sep:
             fields.setdefault(key, value)
     return fields
+
+
+if __name__ == "__main__":
+    sys.exit(main())

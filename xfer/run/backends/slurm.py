@@ -12,6 +12,7 @@ import shutil
 import signal
 import string
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,7 +39,7 @@ export $job_env="$$SLURM_JOB_ID"  # the job xfer train records in the net's stat
 # of the job on scancel, on pre-emption and at the limit. xfer train passes either on to Caffe, which snapshots at
 # the current iteration and exits; this shell waits until xfer train has gone.
 trap 'kill -USR1 "$$pid" 2>/dev/null' USR1
-trap 'kill -TERM "$$pid" 2>/dev/null' TERM
+trap 'term=1; kill -TERM "$$pid" 2>/dev/null' TERM
 $train &
 pid=$$!
 wait "$$pid"
@@ -53,6 +54,9 @@ requeue() {
 }
 [ "$$status" -eq $requeue ] && requeue "stopped before the time limit"
 [ "$$status" -eq $retry ] && requeue "a failure that may pass (xfer train exit $retry)"
+# A SIGTERM the controller did not order for this run (a kill meant for an earlier run, delivered late): requeue,
+# counting a try (xfer/run/slurmjob.py). After scancel, a time limit or a requeue it exits 1 and the job ends as such.
+[ -n "$${term:-}" ] && reason=$$($stray) && requeue "$$reason"
 exit "$$status"
 """)
 # A requeued job can start while the processes of its earlier run, on a node that lost contact with the controller,
@@ -94,11 +98,13 @@ def queue_states(strict=False) -> dict:
 
 def job_script(net, results, mode, retries=failures.DEFAULT_RETRIES) -> str:
     """The batch script (JOB_SCRIPT): `xfer train` of this kit's Python, with the stop signals passed on and the
-    requeue after a time-limit stop or a failure that may pass; a requeued job runs it again and resumes."""
+    requeue after a time-limit stop, a failure that may pass or a SIGTERM that SLURM did not order for this run
+    (xfer/run/slurmjob.py); a requeued job runs it again and resumes."""
     device = 0 if mode == "gpu" else None  # SLURM maps the granted GPU to device 0
     train = train_command(net, Path(results).resolve(), retries, device, extra=["--lock-wait", str(LOCK_WAIT)])
+    stray = [sys.executable, "-m", "xfer.run.slurmjob", str(net_dir(Path(results).resolve(), net.name)), str(retries)]
     return JOB_SCRIPT.substitute(net=net.name, suite=net.suite, train=shlex.join(train), requeue=TIME_LIMIT_EXIT,
-                                 retry=failures.RETRY_EXIT, job_env=JOB_ENV)
+                                 retry=failures.RETRY_EXIT, job_env=JOB_ENV, stray=shlex.join(stray))
 
 
 def time_seconds(text):
