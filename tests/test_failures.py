@@ -197,3 +197,15 @@ def test_fatal_lines_of_a_gpu_build(tmp_path, line, may_pass):
 def test_what_a_runner_does_after_a_trainer(code, outcome):
     assert failures.trainer_exit(code) == outcome
 
+
+
+def test_each_kind_of_try_has_its_own_count(tmp_path):
+    """SLURM's stray stops (xfer/run/slurmjob.py) and the failures that may pass share one file but not a limit."""
+    assert failures.take_retry(tmp_path, 1, "caffe was killed by SIGSEGV")
+    assert failures.take_retry(tmp_path, 1, "a stray SIGTERM", kind="strays")
+    assert not failures.take_retry(tmp_path, 1, "caffe was killed by SIGBUS")
+    assert not failures.take_retry(tmp_path, 1, "another stray SIGTERM", kind="strays")
+    assert [t["reason"] for t in failures.tries(tmp_path)] == ["caffe was killed by SIGSEGV"]
+    assert [t["reason"] for t in failures.tries(tmp_path, "strays")] == ["a stray SIGTERM"]
+    failures.reset(tmp_path)  # a new campaign
+    assert failures.tries(tmp_path) == failures.tries(tmp_path, "strays") == []

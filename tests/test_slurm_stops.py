@@ -111,8 +111,8 @@ def test_scancel_leaves_a_snapshot_where_it_stopped(slurm, tmp_path, tiny_render
     table = xfer("status", "--suite", "mini", "--results", str(out), "half0A")
     assert f"half0A: stopped by SIGTERM (snapshot at iteration {stopped_at})" in table.stdout
     assert f"{job} CANCELLED" in table.stdout
-    # The job script asked the controller about the SIGTERM: scancel ordered it, so no requeue and no try taken.
-    assert scontrol_job(job)["Restarts"] == "0" and not failures.tries(folder)
+    # The job script asked the controller about the SIGTERM: scancel ordered it, so no requeue, no stray stop.
+    assert scontrol_job(job)["Restarts"] == "0" and not failures.tries(folder, "strays")
 
 
 def test_failed_base_leaves_its_transfers_unstarted(slurm, tmp_path, tiny_render):  # noqa: F811
@@ -158,10 +158,10 @@ def test_signal_lead_fits_the_time_limit():
 
 def test_a_sigterm_is_stray_only_for_a_job_the_controller_lists_running(slurm, tmp_path, monkeypatch):  # noqa: F811
     """The job script's question after a SIGTERM (xfer/run/slurmjob.py): outside SLURM, and for a job the
-    controller does not know, the stop stands (exit 1) and no try is taken."""
+    controller does not know, the stop stands (exit 1) and nothing is counted."""
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     assert slurmjob.stray_stop({}) is None
-    assert slurmjob.main([str(tmp_path), "2"]) == 1
+    assert slurmjob.main([str(tmp_path)]) == 1
     assert slurmjob.stray_stop({"SLURM_JOB_ID": "999999", "SLURM_RESTART_COUNT": "0"}) is None
     monkeypatch.setenv("SLURM_JOB_ID", "999999")
-    assert slurmjob.main([str(tmp_path), "2"]) == 1 and not failures.tries(tmp_path)
+    assert slurmjob.main([str(tmp_path)]) == 1 and not failures.tries(tmp_path, "strays")

@@ -21,7 +21,7 @@ IMAGES_LINK = "imagenet_images"      # -> the shared image tree (render --shared
 # Written by the trainer (run/train.py), the runner and the backends (run/).
 STATUS = "xfer_status.json"          # the trainer's state, iteration, accuracy and Caffe's last error
 LOCK = ".xfer_train.lock"            # flock: a net never trains twice at once
-RETRIES = ".xfer_retries.json"       # tries used after failures that may pass (run/failures.py)
+RETRIES = ".xfer_retries.json"       # tries used after failures that may pass, SLURM's stray stops (run/failures.py)
 CPU_SOLVER = ".xfer_solver_cpu.prototxt"  # the solver with solver_mode CPU, when a run asks for the CPU
 SLURM_RECORD = "xfer_slurm.json"     # the job id and options of the net's SLURM job (run/backends/slurm.py)
 SLURM_SCRIPT = ".xfer_slurm.sh"      # the batch script submitted for it

@@ -92,18 +92,19 @@ def retries_path(folder) -> Path:
     return Path(folder) / layout.RETRIES
 
 
-def tries(folder) -> list:
-    """The failures retried so far in this campaign: [{"at", "reason"}]."""
-    return read_json(retries_path(folder)).get("tries", [])
+def tries(folder, kind="tries") -> list:
+    """The failures retried so far in this campaign: [{"at", "reason"}]; kind "strays": the stray stops requeued."""
+    return read_json(retries_path(folder)).get(kind, [])
 
 
-def take_retry(folder, limit, reason) -> bool:
-    """Count one more failure that may pass; True while the net has retries left (at most `limit` in all)."""
-    done = tries(folder)
+def take_retry(folder, limit, reason, kind="tries") -> bool:
+    """Count one more failure that may pass (or of `kind`); True while the net has retries left (at most `limit`)."""
+    counts = read_json(retries_path(folder))
+    done = counts.get(kind, [])
     if len(done) >= limit:
         return False
-    done.append({"at": now_iso(), "reason": reason})
-    write_text_atomic(retries_path(folder), json.dumps({"tries": done}, indent=1) + "\n")
+    counts[kind] = done + [{"at": now_iso(), "reason": reason}]
+    write_text_atomic(retries_path(folder), json.dumps(counts, indent=1) + "\n")
     return True
 
 

@@ -11,9 +11,10 @@ that does not answer (restarting) is no news.
 A SIGTERM can also come that the controller did not order for this run: SLURM queues a kill for a run whose launch
 failed (its node had just died) and delivers it when the node answers again, by job id, so it stops the job's next
 run there. Left alone, that run ends with 143, the job FAILED and its dependents cancelled. The job script asks
-`python -m xfer.run.slurmjob FOLDER RETRIES` after any SIGTERM; it requeues the job when the controller still lists
-it RUNNING at this run's restart count (scancel sets CANCELLED first, a time limit TIMEOUT; a requeue, pre-emption
-or node failure raises the restart count), counting a try of the net's --retries so that it cannot loop.
+`python -m xfer.run.slurmjob FOLDER` after any SIGTERM; it requeues the job when the controller still lists it
+RUNNING at this run's restart count (scancel sets CANCELLED first, a time limit TIMEOUT; a requeue, pre-emption or
+node failure raises the restart count). Such a stop is SLURM's, not a failure of the net, so it does not spend the
+net's --retries; STRAY_LIMIT bounds it per campaign instead, so that a site that keeps killing jobs cannot loop.
 """
 import os
 import subprocess
@@ -23,6 +24,9 @@ import time
 from . import failures
 
 JOB_CHECK_SECONDS = float(os.environ.get("XFER_JOB_CHECK_SECONDS", "30"))
+# SLURM's own MaxBatchRequeue default: the failed launches of a job it retries before holding it, so the late kills
+# one job can get.
+STRAY_LIMIT = 5
 
 
 class JobWatch:
@@ -60,13 +64,13 @@ def stray_stop(environ=None):
 
 
 def main(argv=None) -> int:
-    """`python -m xfer.run.slurmjob FOLDER RETRIES`, run by the job script after a SIGTERM: prints why and exits 0
-    when the stop was stray and the net in FOLDER has a try left (it takes one), else exits 1."""
-    folder, retries = argv if argv is not None else sys.argv[1:]
+    """`python -m xfer.run.slurmjob FOLDER`, run by the job script after a SIGTERM: prints why and exits 0 when
+    the stop was stray and the net in FOLDER is under STRAY_LIMIT of them this campaign (it counts one), else 1."""
+    (folder,) = argv if argv is not None else sys.argv[1:]
     reason = stray_stop()
-    if not reason or not failures.take_retry(folder, int(retries), reason):
+    if not reason or not failures.take_retry(folder, STRAY_LIMIT, reason, kind="strays"):
         return 1
-    print(f"{reason}; try {len(failures.tries(folder))} of {retries}")
+    print(f"{reason}; stray stop {len(failures.tries(folder, 'strays'))} of at most {STRAY_LIMIT}")
     return 0
 
 

@@ -54,8 +54,8 @@ requeue() {
 }
 [ "$$status" -eq $requeue ] && requeue "stopped before the time limit"
 [ "$$status" -eq $retry ] && requeue "a failure that may pass (xfer train exit $retry)"
-# A SIGTERM the controller did not order for this run (a kill meant for an earlier run, delivered late): requeue,
-# counting a try (xfer/run/slurmjob.py). After scancel, a time limit or a requeue it exits 1 and the job ends as such.
+# A SIGTERM the controller did not order for this run (a kill meant for an earlier run, delivered late): requeue
+# (xfer/run/slurmjob.py). After scancel, a time limit or a requeue it exits 1 and the job ends as such.
 [ -n "$${term:-}" ] && reason=$$($stray) && requeue "$$reason"
 exit "$$status"
 """)
@@ -102,7 +102,7 @@ def job_script(net, results, mode, retries=failures.DEFAULT_RETRIES) -> str:
     (xfer/run/slurmjob.py); a requeued job runs it again and resumes."""
     device = 0 if mode == "gpu" else None  # SLURM maps the granted GPU to device 0
     train = train_command(net, Path(results).resolve(), retries, device, extra=["--lock-wait", str(LOCK_WAIT)])
-    stray = [sys.executable, "-m", "xfer.run.slurmjob", str(net_dir(Path(results).resolve(), net.name)), str(retries)]
+    stray = [sys.executable, "-m", "xfer.run.slurmjob", str(net_dir(Path(results).resolve(), net.name))]
     return JOB_SCRIPT.substitute(net=net.name, suite=net.suite, train=shlex.join(train), requeue=TIME_LIMIT_EXIT,
                                  retry=failures.RETRY_EXIT, job_env=JOB_ENV, stray=shlex.join(stray))
 
