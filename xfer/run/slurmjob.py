@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 
+from ..progress import say
 from . import failures
 
 JOB_CHECK_SECONDS = float(os.environ.get("XFER_JOB_CHECK_SECONDS", "30"))
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
     reason = stray_stop()
     if not reason or not failures.take_retry(folder, STRAY_LIMIT, reason, kind="strays"):
         return 1
-    print(f"{reason}; stray stop {len(failures.tries(folder, 'strays'))} of at most {STRAY_LIMIT}")
+    say(f"{reason}; stray stop {len(failures.tries(folder, 'strays'))} of at most {STRAY_LIMIT}")
     return 0
 
 
