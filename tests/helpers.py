@@ -2,6 +2,7 @@
 Caffe wrote them (for the parser, summary and figure tests)."""
 import datetime
 import gzip
+import os
 import re
 import subprocess
 import sys
@@ -62,18 +63,26 @@ def accuracy_run(name, accs, losses, train_losses, folder):
     write(folder / name / f"140403_060000_{name}.o1", "".join(rows))
 
 
-def caffe_pids(folder) -> list:
-    """Pids of the `caffe` processes whose working folder is `folder` (the net folder a trainer runs Caffe in)."""
-    import os
-    found, want = [], os.path.realpath(folder)
+def pids_where(match) -> list:
+    """Pids of the processes for whose /proc folder `match(path)` is true (a process gone meanwhile: skipped)."""
+    found = []
     for entry in (name for name in os.listdir("/proc") if name.isdigit()):
         try:
-            argv0 = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")[0]
-            if os.path.basename(argv0) in (b"caffe", b"caffe.bin") and os.readlink(f"/proc/{entry}/cwd") == want:
+            if match(f"/proc/{entry}"):
                 found.append(int(entry))
         except OSError:  # gone meanwhile
             continue
     return found
+
+
+def argv0(proc) -> bytes:
+    return os.path.basename(open(f"{proc}/cmdline", "rb").read().split(b"\0")[0])
+
+
+def caffe_pids(folder) -> list:
+    """Pids of the `caffe` processes whose working folder is `folder` (the net folder a trainer runs Caffe in)."""
+    want = os.path.realpath(folder)
+    return pids_where(lambda proc: argv0(proc) in (b"caffe", b"caffe.bin") and os.readlink(f"{proc}/cwd") == want)
 
 
 RESUMED = re.compile(r"Resuming from caffe_imagenet_train_iter_(\d+)\.solverstate")

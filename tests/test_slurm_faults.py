@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from slurm_fixture import scontrol_job, slurm, start_slurmctld, start_slurmd, stop_daemon  # noqa: F401
 
-from helpers import RESUMED, caffe_pids, iterations_per_second, trained_twice
+from helpers import RESUMED, argv0, caffe_pids, iterations_per_second, pids_where, trained_twice
 from helpers import xfer as run_xfer
 from xfer.logs import tail
 from xfer.nets import registry
@@ -139,16 +139,9 @@ def test_controller_restart_then_node_loss(slurm, tmp_path, tiny_render, monkeyp
 
 def job_processes(job) -> list:
     """Pids of every process of SLURM job `job` but its slurmstepd: what slurmstepd signals when it kills the job."""
-    found = []
-    for entry in (name for name in os.listdir("/proc") if name.isdigit()):
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-            argv0 = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0]
-        except OSError:  # gone meanwhile
-            continue
-        if f"SLURM_JOB_ID={job}".encode() in environ and not os.path.basename(argv0).startswith(b"slurmstepd"):
-            found.append(int(entry))
-    return found
+    mark = f"SLURM_JOB_ID={job}".encode()
+    return pids_where(lambda proc: mark in open(f"{proc}/environ", "rb").read().split(b"\0")
+                      and not argv0(proc).startswith(b"slurmstepd"))
 
 
 def test_a_sigterm_slurm_did_not_order_requeues_the_job(slurm, tmp_path, tiny_render):  # noqa: F811

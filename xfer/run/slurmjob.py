@@ -55,13 +55,12 @@ class JobWatch:
 def stray_stop(environ=None):
     """A reason when the controller ordered no stop of the run in this environment (it lists the job RUNNING at
     this run's restart count), else None; None outside SLURM and when the controller does not answer."""
-    environ = os.environ if environ is None else environ
-    job, restart = environ.get("SLURM_JOB_ID"), str(int(environ.get("SLURM_RESTART_COUNT") or 0))
-    fields = job_fields(job) if job else {}
-    if fields.get("JobState") != "RUNNING" or fields.get("Restarts") != restart:
+    run = JobWatch(environ)  # the job and restart count this run started with, read as the trainer reads them
+    fields = job_fields(run.job) if run.job else {}
+    if fields.get("JobState") != "RUNNING" or fields.get("Restarts") != str(run.restart):
         return None
-    return (f"SIGTERM that SLURM did not order for this run (job {job} still RUNNING at restart {restart}: a kill "
-            "meant for an earlier run of it)")
+    return (f"SIGTERM that SLURM did not order for this run (job {run.job} still RUNNING at restart {run.restart}: "
+            "a kill meant for an earlier run of it)")
 
 
 def main(argv=None) -> int:
